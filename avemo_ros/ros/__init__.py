@@ -1,0 +1,1 @@
+"""ROS 2 adapters: message conversion, nodes, parameters, diagnostics (rclpy)."""
