@@ -1,0 +1,182 @@
+"""Video preprocessing: pick N frames over a window, find the face, crop, grey, resize.
+
+A window in which too few sampled frames show a face has no video modality; it is
+flagged, never filled with a blind crop.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+#: Face box (x, y, width, height) in pixels of the input image.
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class VideoFeatureConfig:
+    """Face-stack parameters (seed 001: 20 frames of 60 x 100 per 3 s window).
+
+    Crops are ``crop_height`` x ``crop_width`` (rows x columns), grey, taken around the
+    detected face box enlarged by ``margin`` and widened/heightened to the crop's aspect
+    ratio, then standardised per stack (zero mean, unit variance).
+    """
+
+    n_frames: int = 20
+    crop_height: int = 100
+    crop_width: int = 60
+    window_s: float = 3.0
+    margin: float = 0.15
+    min_face_fraction: float = 0.5
+    detect_width: int = 320
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_face_px: int = 32
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Face stack shape (frames, rows, columns)."""
+        return (self.n_frames, self.crop_height, self.crop_width)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoFeatureConfig":
+        return cls(**d)
+
+
+@dataclass
+class FaceStack:
+    """The video input of one window."""
+
+    frames: Optional[np.ndarray]  # (n_frames, crop_height, crop_width) float32; None: no face
+    face_found: bool
+    found_fraction: float  # share of sampled frames with a detection, in [0, 1]
+    box: Optional[Box]  # median face box over the window's frames
+
+
+def select_times(start_s: float, end_s: float, n: int) -> np.ndarray:
+    """N evenly spread sample times over [start, end): the centres of N equal slots."""
+    return start_s + (np.arange(n) + 0.5) * (end_s - start_s) / n
+
+
+def select_frames(frame_times: Sequence[float], start_s: float, end_s: float, n: int) -> np.ndarray:
+    """Indices of the frames nearest to ``select_times``; empty when no frame is in the window.
+
+    ``frame_times`` must be sorted. A slot's frame may repeat when the camera is slower
+    than N frames per window.
+    """
+    t = np.asarray(frame_times, dtype=np.float64)
+    inside = (t >= start_s) & (t <= end_s)
+    if not inside.any():
+        return np.zeros(0, dtype=np.int64)
+    targets = select_times(start_s, end_s, n)
+    pos = np.clip(np.searchsorted(t, targets), 1, len(t) - 1) if len(t) > 1 else np.zeros(n, np.int64)
+    if len(t) > 1:
+        left = t[pos - 1]
+        right = t[pos]
+        pos = np.where(np.abs(targets - left) <= np.abs(right - targets), pos - 1, pos)
+    return pos.astype(np.int64)
+
+
+class FaceDetector:
+    """OpenCV Haar cascade (bundled with OpenCV 4.x) on a downscaled grey image."""
+
+    def __init__(self, cfg: VideoFeatureConfig = VideoFeatureConfig(),
+                 cascade_path: Optional[str] = None):
+        data = getattr(cv2, "data", None)
+        if cascade_path is None:
+            if data is None:
+                raise RuntimeError("this OpenCV build bundles no Haar cascades (use opencv 4.x)")
+            cascade_path = data.haarcascades + "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(cascade_path)
+        if self._cascade.empty():
+            raise RuntimeError(f"could not load the Haar cascade {cascade_path}")
+        self.cfg = cfg
+
+    def detect(self, grey: np.ndarray) -> Optional[Box]:
+        """Largest face in a grey uint8 image, in its pixel coordinates, or None."""
+        h, w = grey.shape[:2]
+        scale = min(1.0, self.cfg.detect_width / float(w))
+        small = grey if scale == 1.0 else cv2.resize(
+            grey, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA)
+        faces = self._cascade.detectMultiScale(
+            small, scaleFactor=self.cfg.scale_factor, minNeighbors=self.cfg.min_neighbors,
+            minSize=(self.cfg.min_face_px, self.cfg.min_face_px))
+        if len(faces) == 0:
+            return None
+        x, y, bw, bh = max(faces, key=lambda f: f[2] * f[3])
+        return (int(x / scale), int(y / scale), int(bw / scale), int(bh / scale))
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """RGB (or already grey) uint8 image -> grey uint8."""
+    if rgb.ndim == 2:
+        return rgb
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def crop_face(grey: np.ndarray, box: Box, cfg: VideoFeatureConfig) -> np.ndarray:
+    """Crop around ``box`` at the crop's aspect ratio (edges replicated), resize, uint8."""
+    x, y, w, h = box
+    cx, cy = x + w / 2.0, y + h / 2.0
+    cw = w * (1 + 2 * cfg.margin)
+    ch = h * (1 + 2 * cfg.margin)
+    aspect = cfg.crop_height / cfg.crop_width
+    if ch / cw < aspect:
+        ch = cw * aspect
+    else:
+        cw = ch / aspect
+    x0, y0 = int(round(cx - cw / 2)), int(round(cy - ch / 2))
+    x1, y1 = x0 + max(1, int(round(cw))), y0 + max(1, int(round(ch)))
+    H, W = grey.shape[:2]
+    pad = max(0, -x0, -y0, x1 - W, y1 - H)
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    crop = grey[y0:y1, x0:x1]
+    return cv2.resize(crop, (cfg.crop_width, cfg.crop_height), interpolation=cv2.INTER_AREA)
+
+
+def build_face_stack(greys: Sequence[np.ndarray], boxes: Sequence[Optional[Box]],
+                     cfg: VideoFeatureConfig = VideoFeatureConfig()) -> FaceStack:
+    """Sampled grey frames + their detections -> the window's standardised face stack.
+
+    Frames without a detection borrow the nearest sampled frame's box; with fewer than
+    ``cfg.min_face_fraction`` of frames detected, the window has no video modality.
+    """
+    n = len(greys)
+    found = [i for i, b in enumerate(boxes) if b is not None]
+    fraction = len(found) / n if n else 0.0
+    if n == 0 or fraction < cfg.min_face_fraction:
+        return FaceStack(frames=None, face_found=False, found_fraction=fraction, box=None)
+    found_arr = np.asarray(found)
+    crops = []
+    for i, grey in enumerate(greys):
+        j = found_arr[np.argmin(np.abs(found_arr - i))]
+        crops.append(crop_face(grey, boxes[j], cfg))
+    stack = np.stack(crops).astype(np.float32)
+    if stack.shape[0] != cfg.n_frames:  # fewer sampled frames than slots: repeat evenly
+        stack = stack[np.linspace(0, stack.shape[0] - 1, cfg.n_frames).round().astype(int)]
+    std = stack.std()
+    stack = (stack - stack.mean()) / (std if std > 1e-6 else 1.0)
+    median_box = tuple(int(v) for v in np.median(np.array([boxes[i] for i in found]), axis=0))
+    return FaceStack(frames=stack, face_found=True, found_fraction=fraction, box=median_box)
+
+
+def face_stack_from_frames(frames_rgb: Sequence[np.ndarray], frame_times: Sequence[float],
+                           start_s: float, end_s: float, detector: FaceDetector,
+                           cfg: VideoFeatureConfig = VideoFeatureConfig()) -> FaceStack:
+    """Whole-clip convenience (training, offline): select, detect, crop one window."""
+    idx = select_frames(frame_times, start_s, end_s, cfg.n_frames)
+    greys = [to_grey(frames_rgb[i]) for i in idx]
+    cache: dict[int, Optional[Box]] = {}
+    boxes = []
+    for i, g in zip(idx, greys):
+        if int(i) not in cache:
+            cache[int(i)] = detector.detect(g)
+        boxes.append(cache[int(i)])
+    return build_face_stack(greys, boxes, cfg)

@@ -1,0 +1,165 @@
+"""Model bundle: a directory of ONNX files (and TensorRT engines) plus ``manifest.json``.
+
+The runtime refuses a bundle whose manifest does not match its files (checksums), its
+own preprocessing (unknown or missing parameters, input shapes that the preprocessing
+would not produce) or itself (format version), naming the mismatch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .audio_features import AudioFeatureConfig
+from .face_frames import VideoFeatureConfig
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+#: The networks a bundle holds, by role.
+ROLES = ("audio", "video", "fusion")
+
+
+class BundleError(ValueError):
+    """A model bundle that cannot be used, with the reason."""
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    shape: list[int]
+    dtype: str = "float32"
+
+
+@dataclass
+class ModelSpec:
+    """One network of the bundle."""
+
+    file: str
+    architecture: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    sha256: str = ""
+    engine: Optional[dict] = None  # TensorRT: {file, sha256, tensorrt_version, gpu, precision}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        return cls(file=d["file"], architecture=d["architecture"],
+                   inputs=[TensorSpec(**t) for t in d["inputs"]],
+                   outputs=[TensorSpec(**t) for t in d["outputs"]],
+                   sha256=d.get("sha256", ""), engine=d.get("engine"))
+
+    def to_dict(self) -> dict:
+        d = {"file": self.file, "architecture": self.architecture,
+             "inputs": [vars(t) for t in self.inputs], "outputs": [vars(t) for t in self.outputs],
+             "sha256": self.sha256}
+        if self.engine:
+            d["engine"] = self.engine
+        return d
+
+
+@dataclass
+class Manifest:
+    """Everything the runtime needs to know about a bundle."""
+
+    name: str
+    version: str
+    labels: list[str]
+    audio: AudioFeatureConfig
+    video: VideoFeatureConfig
+    models: dict[str, ModelSpec]
+    training: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def model_id(self) -> str:
+        """name@version-<first 8 hex of the combined model checksums>."""
+        h = hashlib.sha256("".join(self.models[r].sha256 for r in sorted(self.models)).encode())
+        return f"{self.name}@{self.version}-{h.hexdigest()[:8]}"
+
+    def to_dict(self) -> dict:
+        return {"format_version": self.format_version, "name": self.name, "version": self.version,
+                "labels": list(self.labels),
+                "preprocessing": {"audio": self.audio.to_dict(), "video": self.video.to_dict()},
+                "models": {k: v.to_dict() for k, v in self.models.items()},
+                "training": self.training}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Manifest":
+        try:
+            if d.get("format_version") != FORMAT_VERSION:
+                raise BundleError(f"manifest format_version {d.get('format_version')!r} is not "
+                                  f"the supported {FORMAT_VERSION}")
+            pre = d["preprocessing"]
+            return cls(name=d["name"], version=d["version"], labels=list(d["labels"]),
+                       audio=_config(AudioFeatureConfig, pre["audio"], "audio"),
+                       video=_config(VideoFeatureConfig, pre["video"], "video"),
+                       models={k: ModelSpec.from_dict(v) for k, v in d["models"].items()},
+                       training=d.get("training", {}))
+        except KeyError as e:
+            raise BundleError(f"manifest is missing the field {e}") from None
+
+    def save(self, bundle_dir: Path) -> Path:
+        path = Path(bundle_dir) / MANIFEST_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def _config(cls, d: dict, what: str):
+    known = set(cls.__dataclass_fields__)
+    unknown, missing = set(d) - known, known - set(d)
+    if unknown or missing:
+        raise BundleError(f"{what} preprocessing in the manifest does not match this runtime: "
+                          f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+    return cls.from_dict(d)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expected_input_shapes(m: Manifest) -> dict[str, list[int]]:
+    """The first input's shape each network must have, given the preprocessing."""
+    return {"audio": [1, 1, *m.audio.shape], "video": [1, 1, *m.video.shape]}
+
+
+def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manifest:
+    """Read and check a bundle; raises BundleError naming the first mismatch."""
+    bundle_dir = Path(bundle_dir)
+    path = bundle_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise BundleError(f"no {MANIFEST_NAME} in model bundle {bundle_dir}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BundleError(f"unreadable manifest {path}: {e}") from None
+    m = Manifest.from_dict(data)
+    if not m.labels:
+        raise BundleError("manifest has an empty label set")
+    missing = [r for r in ROLES if r not in m.models]
+    if missing:
+        raise BundleError(f"manifest lacks the networks {missing}")
+    for role, shape in expected_input_shapes(m).items():
+        got = m.models[role].inputs[0].shape
+        if list(got) != shape:
+            raise BundleError(f"{role} network input shape {got} does not match the "
+                              f"preprocessing output {shape}")
+    for role, spec in m.models.items():
+        logits = spec.outputs[0].shape
+        if logits[-1] != len(m.labels):
+            raise BundleError(f"{role} network has {logits[-1]} outputs for {len(m.labels)} labels")
+        if verify_files:
+            f = bundle_dir / spec.file
+            if not f.is_file():
+                raise BundleError(f"{role} model file {f} is missing")
+            digest = sha256_file(f)
+            if digest != spec.sha256:
+                raise BundleError(f"{role} model file {f.name} checksum {digest[:12]} does not "
+                                  f"match the manifest's {spec.sha256[:12]}: file changed or corrupt")
+    return m

@@ -1,0 +1,322 @@
+"""Lifecycle node: camera + microphone topics in, EmotionEstimate every hop out.
+
+configure: load and warm up the model bundle, create publishers; activate: subscribe;
+deactivate: unsubscribe; cleanup: release the models. Bad input is logged (throttled),
+counted in /diagnostics and dropped; the node keeps serving what it still can.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from ..backends import BACKENDS
+from ..estimator import EmotionEstimator, EmotionResult
+from ..health import Health
+from ..window import NS, StreamEvent, WindowBuffer
+from . import conversions as conv
+from .params import ParamSpec, declare, values
+
+PARAMS = (
+    ParamSpec("model_dir", "", "Model bundle directory (manifest.json + ONNX/engines)."),
+    ParamSpec("backend", "auto", "Inference backend; auto = TensorRT when engines and a GPU "
+              "exist, else ONNX Runtime.", choices=BACKENDS),
+    ParamSpec("threads", 0, "CPU threads per ONNX Runtime session (0 = library default).",
+              range=(0, 64)),
+    ParamSpec("hop_s", 1.0, "Seconds between estimates (window length comes from the model).",
+              range=(0.1, 10.0)),
+    ParamSpec("grace_s", 0.5, "How long past a window's end to wait for a late modality before "
+              "estimating without it, seconds.", range=(0.0, 5.0)),
+    ParamSpec("image_transport", "raw", "Camera input: raw = sensor_msgs/Image on 'image', "
+              "compressed = sensor_msgs/CompressedImage on 'image/compressed'.",
+              choices=("raw", "compressed")),
+    ParamSpec("max_image_pixels", 4096 * 4096, "Images with more pixels are rejected.",
+              range=(1, 100_000_000)),
+    ParamSpec("audio_msg_type", "AudioStamped", "Microphone message type from "
+              "audio_common_msgs.", choices=("AudioStamped", "AudioDataStamped", "AudioData")),
+    ParamSpec("audio_sample_format", "S16LE", "Sample format of AudioData/AudioDataStamped "
+              "bytes (AudioStamped carries its own).",
+              choices=("S16LE", "S16BE", "S32LE", "S32BE", "S24LE", "F32LE", "F32BE", "U8", "S8")),
+    ParamSpec("audio_channels", 1, "Channels of AudioData/AudioDataStamped.", range=(1, 64)),
+    ParamSpec("audio_sample_rate", 16000, "Sample rate of AudioData/AudioDataStamped, Hz.",
+              range=(1000, 384000)),
+    ParamSpec("warmup_runs", 2, "Inference runs at configure so the first estimate is not late.",
+              range=(0, 20)),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, seconds.", range=(0.1, 60.0)),
+    ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeats of one input warning.",
+              range=(0.0, 3600.0)),
+)
+
+_STREAM_COUNTERS = {
+    StreamEvent.BACKWARDS: "timestamps_backwards", StreamEvent.GAP: "stream_gaps",
+    StreamEvent.RATE_CHANGE: "audio_rate_changes", StreamEvent.DUPLICATE: "stale_dropped",
+    StreamEvent.STALE: "stale_dropped",
+}
+_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
+
+
+class PerceptionNode(LifecycleNode):
+    """All-in-one audio-visual emotion perception node."""
+
+    def __init__(self, node_name: str = "perception_node", **kwargs: Any):
+        super().__init__(node_name, **kwargs)
+        declare(self, PARAMS)
+        self.health = Health()
+        self.estimator: Optional[EmotionEstimator] = None
+        self.buffer: Optional[WindowBuffer] = None
+        self._emotion_pub = None
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = None
+        self._subs: list = []
+        self._cfg: dict[str, Any] = {}
+        self._state = "unconfigured"
+        self._config_error: Optional[str] = None
+        self._last_diag_counts: dict[str, int] = {}
+        self._activated_at: Optional[float] = None
+        self.first_estimate_delay: Optional[float] = None
+        self._camera_frame = ""
+        self._mic_frame = ""
+        self._audio_type = None
+        self._start_diagnostics()
+
+    # --- lifecycle --------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._cfg = values(self, PARAMS)
+        try:
+            if not self._cfg["model_dir"]:
+                raise ValueError("parameter model_dir is empty: point it at a model bundle")
+            self._audio_type = conv.load_audio_msg_types(self._cfg["audio_msg_type"])
+            t0 = time.perf_counter()
+            self.estimator = EmotionEstimator(self._cfg["model_dir"], self._cfg["backend"],
+                                              self._cfg["threads"])
+            self.estimator.warmup(self._cfg["warmup_runs"])
+            load_s = time.perf_counter() - t0
+        except Exception as e:  # any failure to load must leave the node unconfigured
+            self._config_error = str(e)
+            self.health.count("configure_failures", problem=str(e))
+            self.get_logger().error(f"configure failed: {e}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self._config_error = None
+        self._emotion_pub = self.create_lifecycle_publisher(
+            self._msg_type(), "emotion", QoSProfile(depth=10))
+        self.get_logger().info(
+            f"configured: model {self.estimator.model_id} ({self.estimator.backend_names}), "
+            f"labels {self.estimator.labels}, loaded and warmed up in {load_s:.2f} s")
+        self._state = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        m = self.estimator.manifest
+        self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=self._cfg["hop_s"],
+                                   n_frames=m.video.n_frames, grace_s=self._cfg["grace_s"])
+        if self._cfg["image_transport"] == "compressed":
+            self._subs.append(self.create_subscription(
+                CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data))
+        else:
+            self._subs.append(self.create_subscription(
+                Image, "image", self._on_image, qos_profile_sensor_data))
+        audio_qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE,
+                               history=HistoryPolicy.KEEP_LAST)
+        self._subs.append(self.create_subscription(self._audio_type, "audio", self._on_audio,
+                                                   audio_qos))
+        self._activated_at = time.monotonic()
+        self.first_estimate_delay = None
+        self._state = "active"
+        self.get_logger().info(f"active: image '{self._subs[0].topic_name}', audio "
+                               f"'{self._subs[1].topic_name}', emotion "
+                               f"'{self._emotion_pub.topic_name}'")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        self.buffer = None
+        self._state = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        self._release()
+        self._state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self._emotion_pub is not None:
+            self.destroy_lifecycle_publisher(self._emotion_pub)
+            self._emotion_pub = None
+        if self.estimator is not None:
+            self.estimator.close()
+            self.estimator = None
+
+    @staticmethod
+    def _msg_type():
+        from avemo_ros.msg import EmotionEstimate
+        return EmotionEstimate
+
+    # --- input ------------------------------------------------------------------------
+    def _warn(self, counter: str, text: str) -> None:
+        self.health.count(counter, problem=text)
+        self.get_logger().warning(text, throttle_duration_sec=self._cfg.get("log_throttle_s", 5.0))
+
+    def _stream_event(self, event: StreamEvent, what: str) -> None:
+        if event is not StreamEvent.OK:
+            self._warn(_STREAM_COUNTERS[event], f"{what}: {event.value}")
+
+    def _on_image(self, msg) -> None:
+        if self.buffer is None:
+            return
+        self.health.count("frames_received")
+        if isinstance(msg, Image):
+            problem = conv.check_image(msg, self._cfg["max_image_pixels"])
+            if problem:
+                counter = "image_unsupported" if "encoding" in problem else "image_invalid"
+                self._warn(counter, f"image dropped: {problem}")
+                return
+        elif not msg.data:
+            self._warn("image_invalid", "compressed image dropped: no data")
+            return
+        self._camera_frame = msg.header.frame_id
+        stamp = conv.stamp_to_ns(msg.header.stamp)
+        self._stream_event(self.buffer.add_frame(stamp, msg), "camera")
+        self._process()
+
+    def _on_audio(self, msg) -> None:
+        if self.buffer is None:
+            return
+        self.health.count("audio_chunks_received")
+        try:
+            chunk = self._audio_chunk(msg)
+        except conv.ConversionError as e:
+            text = str(e)
+            counter = ("audio_non_finite" if "finite" in text or "NaN" in text else
+                       "audio_unsupported" if "format" in text else "audio_invalid")
+            self._warn(counter, f"audio dropped: {text}")
+            return
+        self._stream_event(self.buffer.add_audio(chunk.stamp_ns, chunk.samples,
+                                                 chunk.sample_rate), "microphone")
+        self._process()
+
+    def _audio_chunk(self, msg) -> conv.AudioChunk:
+        kind = self._cfg["audio_msg_type"]
+        if kind == "AudioStamped":
+            self._mic_frame = msg.header.frame_id
+            return conv.audio_stamped_to_chunk(msg)
+        if kind == "AudioDataStamped":
+            self._mic_frame = msg.header.frame_id
+            stamp, data = conv.stamp_to_ns(msg.header.stamp), msg.audio.data
+        else:  # AudioData has no header: the best we have is the arrival time
+            self.health.count("audio_without_header")
+            n_bytes = len(msg.data)
+            width = conv.sample_width(self._cfg["audio_sample_format"])
+            dur_ns = int(n_bytes / max(width * self._cfg["audio_channels"], 1) * NS
+                         / self._cfg["audio_sample_rate"])
+            stamp, data = self.get_clock().now().nanoseconds - dur_ns, msg.data
+        return conv.audio_bytes_to_chunk(
+            data, sample_format=self._cfg["audio_sample_format"],
+            channels=self._cfg["audio_channels"], sample_rate=self._cfg["audio_sample_rate"],
+            stamp_ns=stamp)
+
+    # --- processing -------------------------------------------------------------------
+    def _decode(self, msg) -> Any:
+        if isinstance(msg, Image):
+            return conv.image_to_rgb(msg, max_pixels=self._cfg["max_image_pixels"])
+        return conv.compressed_to_rgb(msg)
+
+    def _process(self) -> None:
+        for window in self.buffer.pop_ready():
+            try:
+                result = self.estimator.estimate(window, self._decode)
+            except Exception as e:  # a failing window must not take the node down
+                self._warn("inference_errors", f"window ending {window.end_ns / NS:.3f} s "
+                           f"failed: {e}")
+                continue
+            if result is None:
+                self._warn("windows_skipped", f"window ending {window.end_ns / NS:.3f} s "
+                           "has neither usable audio nor a face: no estimate")
+                continue
+            if self.estimator.last_bad_frames:
+                self._warn("image_invalid", f"{self.estimator.last_bad_frames} frame(s) of the "
+                           f"window ending {window.end_ns / NS:.3f} s not decodable: left out")
+            if window.has_video and not result.face_found:
+                self.health.count("windows_without_face")
+            self._publish(result)
+
+    def _publish(self, r: EmotionResult) -> None:
+        msg = self._msg_type()()
+        msg.header.stamp = conv.ns_to_stamp(r.end_ns)
+        msg.header.frame_id = self._camera_frame if r.face_found else self._mic_frame
+        msg.window_start = conv.ns_to_stamp(r.start_ns)
+        msg.labels = list(r.labels)
+        msg.probabilities = [float(p) for p in r.probabilities]
+        msg.label, msg.confidence, msg.modalities = r.label, r.confidence, r.modalities
+        msg.audio_probabilities = [] if r.audio_probabilities is None else \
+            [float(p) for p in r.audio_probabilities]
+        msg.video_probabilities = [] if r.video_probabilities is None else \
+            [float(p) for p in r.video_probabilities]
+        msg.face_detected = r.face_found
+        if r.face_box is not None:
+            msg.face_box = [int(v) for v in r.face_box]
+        msg.valence, msg.arousal = r.valence, r.arousal
+        msg.inference_time = float(r.inference_time)
+        msg.model_id = self.estimator.model_id
+        msg.latency = float((self.get_clock().now().nanoseconds - r.end_ns) / NS)
+        self._emotion_pub.publish(msg)
+        self.health.count("windows_published")
+        if self.first_estimate_delay is None and self._activated_at is not None:
+            self.first_estimate_delay = time.monotonic() - self._activated_at
+            self.get_logger().info(f"first estimate {self.first_estimate_delay:.2f} s after "
+                                   f"activation: {r.label} ({r.confidence:.2f})")
+
+    # --- diagnostics ------------------------------------------------------------------
+    def _start_diagnostics(self) -> None:
+        period = self.get_parameter("diagnostics_period_s").value
+        self._diag_timer = self.create_timer(period, self.publish_diagnostics)
+
+    def publish_diagnostics(self) -> None:
+        """Publish the counters and the state on /diagnostics."""
+        level = self.health.level(self._last_diag_counts)
+        self._last_diag_counts = self.health.snapshot()
+        if self._config_error:
+            level, message = 2, f"not configured: {self._config_error}"
+        elif self.health.last_problem and level:
+            message = self.health.last_problem
+        else:
+            message = self._state
+        status = DiagnosticStatus(level=_LEVELS[level], name=f"{self.get_fully_qualified_name()}",
+                                  message=message, hardware_id="avemo_ros")
+        kv = {"state": self._state, **{k: str(v) for k, v in sorted(self._last_diag_counts.items())}}
+        if self.estimator is not None:
+            kv["model_id"] = self.estimator.model_id
+        if self.first_estimate_delay is not None:
+            kv["first_estimate_delay_s"] = f"{self.first_estimate_delay:.3f}"
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+
+def main(args=None) -> None:
+    """Run the node alone (lifecycle transitions come from launch or a lifecycle manager)."""
+    try:
+        with rclpy.init(args=args):
+            node = PerceptionNode()
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass

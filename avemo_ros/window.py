@@ -1,0 +1,222 @@
+"""Window buffer: audio chunks and camera frames keyed on header stamps -> analysis windows.
+
+Windows are [end - W, end] with ends on a grid of hop H that starts at the first stamp
+seen. A window is handed out once every modality covers its end, or once the newest
+stamp of any stream is ``grace_s`` past it (a late or dead stream then simply misses that
+window). Frames are stored as opaque payloads (e.g. undecoded messages) so that only the
+frames a window selects are ever decoded.
+"""
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from .face_frames import select_frames
+
+NS = 1_000_000_000
+
+
+class StreamEvent(enum.Enum):
+    """What happened when an input was added; everything but OK is worth counting."""
+
+    OK = "ok"
+    BACKWARDS = "timestamp went backwards: stream restarted"
+    GAP = "gap in the stream"
+    RATE_CHANGE = "audio sample rate changed: audio restarted"
+    DUPLICATE = "duplicate timestamp: dropped"
+    STALE = "older than the windows still open: dropped"
+
+
+@dataclass
+class Window:
+    """One analysis window's inputs."""
+
+    start_ns: int
+    end_ns: int
+    audio: Optional[np.ndarray]  # (n,) mono float32 at ``sample_rate``; None: no audio
+    sample_rate: int
+    audio_coverage: float  # share of the window covered by received audio, [0, 1]
+    frames: list[Any] = field(default_factory=list)  # selected payloads (N, repeats allowed)
+    frame_stamps_ns: list[int] = field(default_factory=list)
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.frames)
+
+
+class WindowBuffer:
+    """Buffers both modalities and emits complete windows in stamp order."""
+
+    def __init__(self, window_s: float = 3.0, hop_s: float = 1.0, n_frames: int = 20,
+                 grace_s: float = 0.5, gap_s: float = 0.5, min_audio_coverage: float = 0.8):
+        if window_s <= 0 or hop_s <= 0:
+            raise ValueError("window_s and hop_s must be positive")
+        self.window_ns = int(round(window_s * NS))
+        self.hop_ns = int(round(hop_s * NS))
+        self.grace_ns = int(round(grace_s * NS))
+        self.gap_ns = int(round(gap_s * NS))
+        self.n_frames = n_frames
+        self.min_audio_coverage = min_audio_coverage
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (e.g. after time jumped backwards)."""
+        self._chunks: deque[tuple[int, np.ndarray]] = deque()
+        self._rate = 0
+        self._audio_end_ns: Optional[int] = None
+        self._frames: deque[tuple[int, Any]] = deque()
+        self._next_end_ns: Optional[int] = None
+
+    # --- input -----------------------------------------------------------------------
+    def _start_grid(self, stamp_ns: int) -> None:
+        if self._next_end_ns is None:
+            self._next_end_ns = stamp_ns + self.window_ns
+
+    def _oldest_needed_ns(self) -> int:
+        return (self._next_end_ns or 0) - self.window_ns
+
+    def add_audio(self, stamp_ns: int, samples: np.ndarray, sample_rate: int) -> StreamEvent:
+        """Add a chunk; ``stamp_ns`` is the time of its first sample; samples (n,) or (n, ch)."""
+        x = np.asarray(samples, dtype=np.float32)
+        mono = x.mean(axis=1) if x.ndim == 2 else x
+        event = StreamEvent.OK
+        if self._rate and sample_rate != self._rate:
+            self._chunks.clear()
+            self._audio_end_ns = None
+            event = StreamEvent.RATE_CHANGE
+        self._rate = sample_rate
+        if self._audio_end_ns is not None:
+            if stamp_ns < self._audio_end_ns - self.gap_ns:
+                self.reset()
+                self._rate = sample_rate
+                event = StreamEvent.BACKWARDS
+            elif stamp_ns > self._audio_end_ns + self.gap_ns:
+                event = StreamEvent.GAP
+        elif self._next_end_ns is not None and stamp_ns + self.gap_ns < self._oldest_needed_ns():
+            return StreamEvent.STALE
+        self._start_grid(stamp_ns)
+        self._chunks.append((stamp_ns, mono))
+        end = stamp_ns + int(round(mono.size * NS / sample_rate))
+        self._audio_end_ns = end if self._audio_end_ns is None else max(self._audio_end_ns, end)
+        return event
+
+    def add_frame(self, stamp_ns: int, payload: Any) -> StreamEvent:
+        """Add a camera frame (any payload; decoded later only if selected)."""
+        event = StreamEvent.OK
+        if self._frames:
+            last = self._frames[-1][0]
+            if stamp_ns == last:
+                return StreamEvent.DUPLICATE
+            if stamp_ns < last:
+                if stamp_ns < last - self.gap_ns:
+                    self.reset()
+                    event = StreamEvent.BACKWARDS
+                else:
+                    return StreamEvent.STALE  # small reordering: drop the late frame
+            elif stamp_ns > last + self.gap_ns:
+                event = StreamEvent.GAP
+        if self._next_end_ns is not None and stamp_ns < self._oldest_needed_ns():
+            return StreamEvent.STALE
+        self._start_grid(stamp_ns)
+        self._frames.append((stamp_ns, payload))
+        return event
+
+    # --- output ----------------------------------------------------------------------
+    def _latest_ns(self) -> Optional[int]:
+        cands = [v for v in (self._audio_end_ns, self._frames[-1][0] if self._frames else None)
+                 if v is not None]
+        return max(cands) if cands else None
+
+    def pop_ready(self) -> list[Window]:
+        """Windows that are complete now, oldest first (usually zero or one)."""
+        out: list[Window] = []
+        latest = self._latest_ns()
+        while self._next_end_ns is not None and latest is not None:
+            end = self._next_end_ns
+            audio_done = self._audio_end_ns is not None and self._audio_end_ns >= end
+            video_done = bool(self._frames) and self._frames[-1][0] >= end
+            if not ((audio_done and video_done) or latest >= end + self.grace_ns):
+                break
+            out.append(self._assemble(end - self.window_ns, end))
+            self._next_end_ns = end + self.hop_ns
+            self._prune()
+        return out
+
+    def flush(self) -> list[Window]:
+        """At the end of a finite input: every window whose end has been reached."""
+        out = self.pop_ready()
+        latest = self._latest_ns()
+        while self._next_end_ns is not None and latest is not None and self._next_end_ns <= latest:
+            out.append(self._assemble(self._next_end_ns - self.window_ns, self._next_end_ns))
+            self._next_end_ns += self.hop_ns
+            self._prune()
+        return out
+
+    def _assemble(self, start: int, end: int) -> Window:
+        audio, coverage = None, 0.0
+        if self._rate and self._chunks:
+            n = int(round((end - start) * self._rate / NS))
+            buf = np.zeros(n, dtype=np.float32)
+            covered = np.zeros(n, dtype=bool)
+            for stamp, x in self._chunks:
+                off = int(round((stamp - start) * self._rate / NS))
+                a, b = max(0, off), min(n, off + x.size)
+                if a < b:
+                    buf[a:b] = x[a - off:b - off]
+                    covered[a:b] = True
+            coverage = float(covered.mean()) if n else 0.0
+            if coverage >= self.min_audio_coverage:
+                audio = buf
+        stamps = [s for s, _ in self._frames if start <= s <= end]
+        frames, frame_stamps = [], []
+        if stamps:
+            payloads = [p for s, p in self._frames if start <= s <= end]
+            idx = select_frames(np.array(stamps, dtype=np.float64) / NS, start / NS, end / NS,
+                                self.n_frames)
+            frames = [payloads[i] for i in idx]
+            frame_stamps = [stamps[i] for i in idx]
+        return Window(start_ns=start, end_ns=end, audio=audio, sample_rate=self._rate,
+                      audio_coverage=coverage, frames=frames, frame_stamps_ns=frame_stamps)
+
+    def _prune(self) -> None:
+        keep_from = self._oldest_needed_ns()
+        while self._frames and self._frames[0][0] < keep_from:
+            self._frames.popleft()
+        while self._chunks:
+            stamp, x = self._chunks[0]
+            if stamp + int(x.size * NS / max(self._rate, 1)) < keep_from:
+                self._chunks.popleft()
+            else:
+                break
+
+
+def windows_from_media(frames: Any, frame_times_s: np.ndarray, audio: np.ndarray,
+                       sample_rate: int, *, window_s: float = 3.0, hop_s: float = 1.0,
+                       n_frames: int = 20, chunk_s: float = 0.032, start_ns: int = 0
+                       ) -> list[Window]:
+    """Feed a decoded clip through a WindowBuffer as a live stream would arrive.
+
+    Frames and fixed-size audio chunks are added in stamp order, exactly as the node adds
+    messages, so offline features and training features come from the same windows.
+    """
+    buf = WindowBuffer(window_s=window_s, hop_s=hop_s, n_frames=n_frames)
+    step = max(1, int(round(chunk_s * sample_rate))) if sample_rate else 0
+    events: list[tuple[int, int, Any]] = [
+        (start_ns + int(round(t * NS)), 1, i) for i, t in enumerate(frame_times_s)]
+    if step and len(audio):
+        events += [(start_ns + int(round(a * NS / sample_rate)), 0, a)
+                   for a in range(0, len(audio), step)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    out: list[Window] = []
+    for stamp, kind, ref in events:
+        if kind == 1:
+            buf.add_frame(stamp, frames[ref])
+        else:
+            buf.add_audio(stamp, audio[ref:ref + step], sample_rate)
+        out.extend(buf.pop_ready())
+    out.extend(buf.flush())
+    return out
