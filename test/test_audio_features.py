@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from avemo_ros.audio_features import AudioFeatureConfig, audio_features, resample, spectrogram, to_mono
+
+CFG = AudioFeatureConfig()
+
+
+def tone(freq, rate, seconds=3.0, amp=0.5):
+    t = np.arange(int(rate * seconds)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_shape_is_seed_200_by_300():
+    assert spectrogram(tone(440, 16000)).shape == (200, 300) == CFG.shape
+
+
+def test_peak_bin_follows_the_tone_frequency():
+    for freq in (300.0, 1000.0, 3000.0):
+        spec = spectrogram(tone(freq, 16000))
+        peak_bin = int(np.argmax(spec[:, 150])) + 1  # row 0 is FFT bin 1
+        assert abs(peak_bin * 16000 / CFG.n_fft - freq) <= 16000 / CFG.n_fft
+
+
+def test_any_rate_and_channels_give_the_same_features():
+    mono16 = tone(1000, 16000)
+    stereo48 = np.stack([tone(1000, 48000)] * 2, axis=1)
+    a = audio_features(mono16, 16000)
+    b = audio_features(stereo48, 48000)
+    assert a.shape == b.shape
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+
+
+def test_standardised_and_gain_invariant():
+    x = tone(500, 16000) + 0.01 * np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    a, b = spectrogram(x), spectrogram(10 * x)
+    assert abs(a.mean()) < 1e-4 and abs(a.std() - 1) < 1e-3
+    np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_short_audio_is_padded_and_silence_is_finite():
+    assert np.isfinite(spectrogram(np.zeros(1000, np.float32))).all()
+    assert spectrogram(tone(440, 16000, seconds=1.0)).shape == CFG.shape
+
+
+def test_resample_preserves_frequency_and_length():
+    y = resample(tone(1000, 44100, seconds=1.0), 44100, 16000)
+    assert len(y) == 16000
+    spectrum = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spectrum) - 1000) <= 1
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError):
+        to_mono(np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError):
+        resample(np.zeros(10), 0, 16000)

@@ -1,0 +1,85 @@
+import numpy as np
+
+from avemo_ros.window import NS, StreamEvent, WindowBuffer, windows_from_media
+
+RATE = 16000
+CHUNK = 512
+
+
+def feed(buf, t0_s, t1_s, fps=30.0, audio=True, video=True):
+    """Feed interleaved audio chunks and frames over [t0, t1); return windows popped."""
+    events = []
+    if audio:
+        n = int((t1_s - t0_s) * RATE) // CHUNK
+        events += [(int((t0_s + i * CHUNK / RATE) * NS), "a") for i in range(n)]
+    if video:
+        n = int((t1_s - t0_s) * fps)
+        events += [(int((t0_s + i / fps) * NS), "v") for i in range(n)]
+    out = []
+    for stamp, kind in sorted(events):
+        if kind == "a":
+            buf.add_audio(stamp, np.full(CHUNK, stamp / NS, np.float32), RATE)
+        else:
+            buf.add_frame(stamp, stamp)
+        out += buf.pop_ready()
+    return out
+
+
+def test_windows_every_hop_with_ends_on_the_grid():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, n_frames=20)
+    ws = feed(buf, 100.0, 108.0)
+    ends = [w.end_ns / NS for w in ws]
+    assert np.allclose(ends, [103.0, 104.0, 105.0, 106.0, 107.0], atol=1e-6)
+    for w in ws:
+        assert w.end_ns - w.start_ns == 3 * NS
+        assert w.audio is not None and len(w.audio) == 3 * RATE
+        assert w.audio_coverage > 0.99
+        assert len(w.frames) == 20
+        # the audio is placed by its stamps: sample values encode their chunk's stamp
+        assert abs(w.audio[0] - w.start_ns / NS) < CHUNK / RATE + 1e-3
+
+
+def test_frames_are_spread_evenly_over_the_window():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, n_frames=20)
+    w = feed(buf, 0.0, 4.0)[0]
+    stamps = np.array(w.frame_stamps_ns) / NS
+    assert np.all(np.diff(stamps) > 0.1) and stamps[0] < 0.15 and stamps[-1] > 2.85
+
+
+def test_missing_video_still_yields_audio_windows_after_grace():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
+    ws = feed(buf, 0.0, 5.0, video=False)
+    assert [round(w.end_ns / NS, 3) for w in ws] == [3.0, 4.0]
+    assert all(not w.has_video and w.audio is not None for w in ws)
+
+
+def test_missing_audio_yields_video_only_windows():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
+    ws = feed(buf, 0.0, 5.0, audio=False)
+    assert ws and all(w.audio is None and w.has_video for w in ws)
+
+
+def test_backwards_jump_resets_and_gap_is_reported():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0)
+    feed(buf, 50.0, 54.0)
+    assert buf.add_audio(int(10 * NS), np.zeros(CHUNK, np.float32), RATE) is StreamEvent.BACKWARDS
+    assert buf.add_audio(int(12 * NS), np.zeros(CHUNK, np.float32), RATE) is StreamEvent.GAP
+    assert buf.add_audio(int(12.1 * NS), np.zeros(CHUNK, np.float32), 8000) is StreamEvent.RATE_CHANGE
+    assert buf.add_frame(int(12 * NS), 0) is StreamEvent.OK
+    assert buf.add_frame(int(12 * NS), 0) is StreamEvent.DUPLICATE
+
+
+def test_audio_gap_inside_a_window_lowers_coverage_and_drops_audio():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, min_audio_coverage=0.8)
+    ws = feed(buf, 0.0, 1.0) + feed(buf, 2.0, 5.0)  # one second of audio missing
+    w = ws[0]
+    assert 0.6 < w.audio_coverage < 0.7 and w.audio is None
+
+
+def test_windows_from_media_matches_live_feeding():
+    frames = np.arange(108)
+    times = np.arange(108) / 30.0
+    audio = np.random.default_rng(0).standard_normal(int(3.6 * 48000)).astype(np.float32)
+    ws = windows_from_media(frames, times, audio, 48000, hop_s=0.5)
+    assert [w.end_ns / NS for w in ws] == [3.0, 3.5]
+    np.testing.assert_array_equal(ws[0].audio, audio[:3 * 48000])
