@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"))
     ap.add_argument("--namespace", default="")
     ap.add_argument("--remap", action="append", default=[], metavar="FROM:=TO")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="perception_node parameter override (repeatable)")
     ap.add_argument("--use-sim-time", action="store_true")
     ap.add_argument("--no-autostart", action="store_true")
     ap.add_argument("--file-source", nargs="+", type=Path, metavar="MEDIA",
@@ -72,6 +74,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides["model_dir"] = str(Path(args.model_dir).resolve())
     if args.backend:
         overrides["backend"] = args.backend
+    for item in args.param:
+        name, sep, value = item.partition(":=")
+        if not sep:
+            log.error("--param %r: expected NAME:=VALUE", item)
+            return 2
+        overrides[name] = value
     try:
         with rclpy.init():
             executor = MultiThreadedExecutor(num_threads=3)

@@ -1,0 +1,12 @@
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # test helpers (ros_harness)
+sys.path.insert(0, str(HERE.parent))  # the training package, run from the checkout
+
+# DDS traffic of every test stays on this machine, on a per-run domain.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["ROS_LOCALHOST_ONLY"] = "1"
+os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
