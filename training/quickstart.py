@@ -61,10 +61,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("data/models/synthetic"))
     ap.add_argument("--cache", type=Path, default=Path("data/cache"))
     ap.add_argument("--actors", type=int, default=10, help="synthetic actors to generate")
+    ap.add_argument("--repetitions", type=int, default=1, help="takes per utterance (RAVDESS: 2)")
     ap.add_argument("--test-actors", type=int, nargs="+", default=[9, 10])
     ap.add_argument("--val-actors", type=int, nargs="+", default=[8])
     ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--hop", type=float, default=0.5, help="window hop within a clip (s)")
+    ap.add_argument("--hop", type=float, default=1.0, help="window hop within a clip (s)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
 
     synthetic.generate_dataset(args.data, actors=range(1, args.actors + 1), seed=args.seed,
-                               workers=args.workers)
+                               repetitions=args.repetitions, workers=args.workers)
     clips = list_clips(args.data, modality=1)
     if not clips:
         log.error("no RAVDESS audio-video clips under %s", args.data)

@@ -96,7 +96,7 @@ def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray], train
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             total += len(idx)
         val_logits, _ = predict(model, val_inputs)
