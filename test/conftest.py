@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # test helpers (ros_harness)
 sys.path.insert(0, str(HERE.parent))  # the training package, run from the checkout
 
 # DDS traffic of every test stays on this machine, on a per-run domain.

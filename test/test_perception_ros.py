@@ -6,13 +6,15 @@ actor 10, whom the model never saw in training.
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
-import ros_harness as h  # noqa: E402
+from avemo_ros.ros import harness as h  # noqa: E402
 from avemo_ros.audio_features import resample  # noqa: E402
 from avemo_ros.manifest import load_manifest  # noqa: E402
 from avemo_ros.ros import conversions as conv  # noqa: E402
@@ -24,14 +26,16 @@ except ImportError:  # the test is skipped below with the reason
 
 STAMPED = acm is not None and hasattr(acm, "AudioStamped")
 LEGACY = acm is not None and hasattr(acm, "AudioDataStamped")
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = Path(os.environ.get("AVEMO_TEST_BUNDLE", ROOT / "data" / "models" / "synthetic"))
 NS = 1_000_000_000
 RATE = 16000
 CHUNK = 512
 
 pytestmark = [
     pytest.mark.ros,
-    pytest.mark.skipif(not (h.BUNDLE / "manifest.json").is_file(),
-                       reason=f"no trained bundle at {h.BUNDLE}: run `make model` first"),
+    pytest.mark.skipif(not (BUNDLE / "manifest.json").is_file(),
+                       reason=f"no trained bundle at {BUNDLE}: run `make model` first"),
 ]
 
 
@@ -75,11 +79,11 @@ def raw_image(rgb, stamp_ns):
 @pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
 def test_estimates_every_hop_with_correct_labels(ros):
     hop = 0.5
-    manifest = load_manifest(h.BUNDLE)
+    manifest = load_manifest(BUNDLE)
     emotions = ("happy", "sad", "angry")
     clip_s = 5.0
     clips = [render(e, clip_s) for e in emotions]
-    proc = h.PerceptionProcess(f"hop_s:={hop}")
+    proc = h.PerceptionProcess(BUNDLE, f"hop_s:={hop}")
     driver = h.Driver(acm.AudioStamped)
     try:
         assert driver.wait_subscribed(proc), "perception node never subscribed"
@@ -122,7 +126,7 @@ def test_estimates_every_hop_with_correct_labels(ros):
 @pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
 def test_bad_input_is_reported_and_the_node_keeps_serving(ros):
     frames, audio = render("happy", 4.5)
-    proc = h.PerceptionProcess("hop_s:=1.0", "log_throttle_s:=0.0")
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=1.0", "log_throttle_s:=0.0")
     driver = h.Driver(acm.AudioStamped, name="bad_input_driver")
     try:
         assert driver.wait_subscribed(proc)
@@ -179,7 +183,7 @@ def test_legacy_audio_bytes_and_compressed_images(ros):
     def jpeg(rgb, stamp_ns):
         return conv.rgb_to_compressed(rgb, stamp_ns, "camera", fmt="jpeg")
 
-    proc = h.PerceptionProcess("hop_s:=0.5", "audio_msg_type:=AudioDataStamped",
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "audio_msg_type:=AudioDataStamped",
                                "audio_sample_format:=S16LE", "audio_sample_rate:=16000",
                                "image_transport:=compressed")
     driver = h.Driver(acm.AudioDataStamped, image_transport="compressed", name="legacy_driver")

@@ -1,6 +1,8 @@
-"""Helpers for the ROS integration tests: a perception graph in its own process, and a
-driver node in the test process that publishes camera + microphone messages and collects
-the estimates and diagnostics, over real DDS."""
+"""Drive a perception graph from outside, over real DDS (integration tests, benchmarks).
+
+``PerceptionProcess`` runs the in-process runner in its own process; ``Driver`` is a node
+that publishes camera + microphone messages and records the estimates and /diagnostics.
+"""
 from __future__ import annotations
 
 import os
@@ -19,8 +21,6 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = Path(os.environ.get("AVEMO_TEST_BUNDLE", ROOT / "data" / "models" / "synthetic"))
 
 
 def ros_env() -> dict:
@@ -35,11 +35,11 @@ def ros_env() -> dict:
 class PerceptionProcess:
     """``python -m avemo_ros.ros.runner`` with parameter overrides, stopped with SIGINT."""
 
-    def __init__(self, *params: str, bundle: Path = BUNDLE):
+    def __init__(self, bundle: Path, *params: str):
         cmd = [sys.executable, "-m", "avemo_ros.ros.runner", "--model-dir", str(bundle)]
         for p in params:
             cmd += ["--param", p]
-        self.proc = subprocess.Popen(cmd, env=ros_env(), cwd=ROOT, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, env=ros_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.output = ""
 
