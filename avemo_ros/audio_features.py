@@ -59,13 +59,14 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling of a 1-D signal between integer rates."""
+    """Polyphase resampling along the first axis ((n,) or (n, channels)) between integer rates."""
     if rate_in <= 0 or rate_out <= 0:
         raise ValueError(f"sample rates must be positive, got {rate_in} -> {rate_out}")
-    if rate_in == rate_out or x.size == 0:
-        return np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    if rate_in == rate_out or x.shape[0] == 0:
+        return x
     g = gcd(int(rate_in), int(rate_out))
-    return resample_poly(x, rate_out // g, rate_in // g).astype(np.float32)
+    return resample_poly(x, int(rate_out) // g, int(rate_in) // g, axis=0).astype(np.float32)
 
 
 @lru_cache(maxsize=8)

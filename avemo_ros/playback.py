@@ -13,10 +13,11 @@ time, while its stamp is the time of its first sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+
+from .audio_features import resample
 
 __all__ = [
     "AudioEvent",
@@ -24,7 +25,6 @@ __all__ = [
     "PlaybackError",
     "VideoEvent",
     "clip_span_ns",
-    "resample_audio",
 ]
 
 _NS_PER_S = 1_000_000_000
@@ -63,20 +63,6 @@ Event = Union[VideoEvent, AudioEvent]
 def _samples_to_ns(n: int, rate: int) -> int:
     """Duration of ``n`` samples at ``rate`` Hz in ns, rounded to nearest."""
     return (int(n) * _NS_PER_S + rate // 2) // rate
-
-
-def resample_audio(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling of ``(n, channels)`` float audio; result float32 clipped to [-1, 1]."""
-    if rate_in <= 0 or rate_out <= 0:
-        raise PlaybackError(f"sample rates must be > 0, got {rate_in} -> {rate_out}")
-    arr = np.asarray(audio, dtype=np.float32)
-    if rate_in == rate_out or arr.shape[0] == 0:
-        return arr
-    from scipy.signal import resample_poly  # imported lazily: only needed when resampling
-
-    g = gcd(int(rate_in), int(rate_out))
-    out = resample_poly(arr, int(rate_out) // g, int(rate_in) // g, axis=0)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
 def _frame_ns(clip: Any) -> np.ndarray:
@@ -170,7 +156,7 @@ class MediaPlayback:
         if audio.shape[0] and rate <= 0:
             raise PlaybackError(f"{path}: audio without a valid sample rate ({clip.sample_rate})")
         if audio.shape[0] and self.audio_rate and rate != self.audio_rate:
-            audio = resample_audio(audio, rate, self.audio_rate)
+            audio = np.clip(resample(audio, rate, self.audio_rate), -1.0, 1.0)
             rate = self.audio_rate
         span = clip_span_ns(clip, self.audio_rate)
         if span <= 0:

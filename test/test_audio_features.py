@@ -50,6 +50,15 @@ def test_resample_preserves_frequency_and_length():
     assert abs(np.argmax(spectrum) - 1000) <= 1
 
 
+def test_resample_keeps_channels():
+    stereo = np.stack([tone(100, 48000, 1.0), -tone(100, 48000, 1.0)], axis=1)
+    out = resample(stereo, 48000, 16000)
+    assert out.shape == (16000, 2) and out.dtype == np.float32
+    expected = 0.5 * np.sin(2 * np.pi * 100 * np.arange(16000) / 16000)
+    np.testing.assert_allclose(out[100:-100, 0], expected[100:-100], atol=0.01)
+    np.testing.assert_allclose(out[:, 1], -out[:, 0], atol=1e-6)
+
+
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError):
         to_mono(np.zeros((2, 2, 2)))

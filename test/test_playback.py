@@ -9,7 +9,6 @@ from avemo_ros.playback import (
     PlaybackError,
     VideoEvent,
     clip_span_ns,
-    resample_audio,
 )
 
 NS = 1_000_000_000
@@ -157,17 +156,6 @@ def test_resampling_and_single_stream_clips():
     audio_only = MediaClip(np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0), clip.audio, 16000, "a")
     video, audio = split(drain(MediaPlayback(audio_only, START)))
     assert video == [] and sum(e.samples.shape[0] for e in audio) == 16000
-
-
-def test_resample_audio_helper():
-    t = np.arange(48000) / 48000
-    tone = np.sin(2 * np.pi * 100 * t).astype(np.float32)[:, None]
-    out = resample_audio(tone, 48000, 16000)
-    assert out.shape == (16000, 1) and out.dtype == np.float32
-    np.testing.assert_allclose(out[100:-100, 0], np.sin(2 * np.pi * 100 * np.arange(16000) / 16000)[100:-100],
-                               atol=0.01)
-    with pytest.raises(PlaybackError):
-        resample_audio(tone, 0, 16000)
 
 
 def test_invalid_playlists():
