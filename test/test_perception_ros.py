@@ -131,19 +131,22 @@ def test_bad_input_is_reported_and_the_node_keeps_serving(ros):
     try:
         assert driver.wait_subscribed(proc)
         base = time.time_ns()
-        yuv = conv.rgb_to_image(frames[0], base, "camera")
-        yuv.encoding = "yuv422"
-        driver.image_pub.publish(yuv)
-        empty = conv.rgb_to_image(frames[0], base, "camera")
-        empty.height = empty.width = 0
-        driver.image_pub.publish(empty)
-        bad_format = stamped_audio(audio[:CHUNK], base)
-        bad_format.audio.info.format = 999
-        driver.audio_pub.publish(bad_format)
-        nan_chunk = conv.chunk_to_audio_stamped(audio[:CHUNK], RATE, base, "mic", acm, fmt="float32")
-        nan_chunk.audio.audio_data.float32_data[5] = float("nan")
-        driver.audio_pub.publish(nan_chunk)
-        h.publish_stream(driver, stream_events([(frames, audio)], base, raw_image, stamped_audio))
+        events = stream_events([(frames, audio)], base, raw_image, stamped_audio)
+        for t in (0.5, 1.5, 2.5, 3.5):  # bad messages interleaved with the good stream
+            stamp = base + int(t * NS)
+            yuv = conv.rgb_to_image(frames[0], stamp, "camera")
+            yuv.encoding = "yuv422"
+            empty = conv.rgb_to_image(frames[0], stamp, "camera")
+            empty.height = empty.width = 0
+            bad_format = stamped_audio(audio[:CHUNK], stamp)
+            bad_format.audio.info.format = 999
+            nan_chunk = conv.chunk_to_audio_stamped(audio[:CHUNK], RATE, stamp, "mic", acm,
+                                                    fmt="float32")
+            nan_chunk.audio.audio_data.float32_data[5] = float("nan")
+            events += [(t, "image", yuv), (t, "image", empty), (t, "audio", bad_format),
+                       (t, "audio", nan_chunk)]
+        events.sort(key=lambda e: e[0])
+        h.publish_stream(driver, events)
         assert driver.wait_for(lambda: len(driver.estimates) >= 1, 10.0), "no estimate after bad input"
         n_before = len(driver.estimates)
         # Time jumps back (a bag loop restart): counted, and estimates resume on the new clock.
