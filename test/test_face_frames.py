@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from avemo_ros.face_frames import (FaceDetector, VideoFeatureConfig, build_face_stack, crop_face,
+                                   face_stack_from_frames, select_frames, to_grey)
+from training.synthetic import render_clip
+
+CFG = VideoFeatureConfig()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    frames, _, _ = render_clip("happy", 3, duration_s=3.2, seed=1)
+    return frames, np.arange(len(frames)) / 30.0
+
+
+def test_selects_n_frames_spread_over_the_window():
+    times = np.arange(0, 4, 1 / 30.0)
+    idx = select_frames(times, 1.0, 4.0, 20)
+    assert len(idx) == 20 and np.all(np.diff(idx) > 0)
+    assert abs(times[idx[0]] - 1.075) < 1 / 30 and abs(times[idx[-1]] - 3.925) < 1 / 30
+    assert len(select_frames(times, 10.0, 13.0, 20)) == 0  # no frame inside: nothing
+
+
+def test_slow_camera_repeats_frames():
+    idx = select_frames(np.arange(0, 3, 0.5), 0.0, 3.0, 20)
+    assert len(idx) == 20 and len(set(idx.tolist())) == 6
+
+
+def test_face_stack_of_a_rendered_face(clip):
+    frames, times = clip
+    stack = face_stack_from_frames(frames, times, 0.0, 3.0, FaceDetector(CFG), CFG)
+    assert stack.face_found and stack.found_fraction >= 0.9
+    assert stack.frames.shape == CFG.shape == (20, 100, 60)
+    assert abs(stack.frames.mean()) < 1e-4 and abs(stack.frames.std() - 1) < 1e-3
+    x, y, w, h = stack.box
+    H, W = frames.shape[1:3]
+    assert 0 <= x < W and 0 <= y < H and 30 < w < W and 30 < h < H
+
+
+def test_no_face_means_no_video_modality_not_a_blind_crop(clip):
+    frames, times = clip
+    blank = np.full_like(frames, 128)
+    stack = face_stack_from_frames(blank, times, 0.0, 3.0, FaceDetector(CFG), CFG)
+    assert not stack.face_found and stack.frames is None and stack.box is None
+
+
+def test_too_few_faces_is_flagged_and_missing_ones_borrow_a_box():
+    grey = np.zeros((240, 320), np.uint8)
+    boxes = [None] * 20
+    boxes[3] = (100, 60, 80, 80)
+    assert not build_face_stack([grey] * 20, boxes, CFG).face_found
+    boxes = [(100, 60, 80, 80) if i % 4 else None for i in range(20)]
+    stack = build_face_stack([grey] * 20, boxes, CFG)
+    assert stack.face_found and stack.found_fraction == 0.75 and stack.frames.shape == CFG.shape
+
+
+def test_crop_near_the_border_keeps_the_shape():
+    grey = np.random.default_rng(0).integers(0, 255, (240, 320), dtype=np.uint8)
+    assert crop_face(grey, (-20, -20, 100, 100), CFG).shape == (100, 60)
+    assert crop_face(grey, (300, 200, 60, 60), CFG).shape == (100, 60)
+    assert to_grey(np.zeros((4, 4, 3), np.uint8)).shape == (4, 4)
