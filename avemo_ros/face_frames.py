@@ -28,7 +28,7 @@ class VideoFeatureConfig:
     crop_height: int = 100
     crop_width: int = 60
     window_s: float = 3.0
-    margin: float = 0.15
+    margin: float = 0.05
     min_face_fraction: float = 0.5
     detect_width: int = 320
     scale_factor: float = 1.1

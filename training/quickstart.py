@@ -24,7 +24,7 @@ from avemo_ros.labels import RAVDESS_LABELS
 from . import synthetic
 from .export import write_bundle
 from .features import FeatureSet, extract_features
-from .models import AudioCnnRnn, IntermediateFusion, Video3dCnn
+from .models import AudioCnnRnn, IntermediateFusion, Video3dCnn, jitter
 from .ravdess import list_clips
 from .trainer import TrainConfig, predict, seed_everything, train_classifier
 
@@ -61,10 +61,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("data/models/synthetic"))
     ap.add_argument("--cache", type=Path, default=Path("data/cache"))
     ap.add_argument("--actors", type=int, default=10, help="synthetic actors to generate")
-    ap.add_argument("--repetitions", type=int, default=1, help="takes per utterance (RAVDESS: 2)")
+    ap.add_argument("--repetitions", type=int, default=2, help="takes per utterance (RAVDESS: 2)")
     ap.add_argument("--test-actors", type=int, nargs="+", default=[9, 10])
     ap.add_argument("--val-actors", type=int, nargs="+", default=[8])
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=12, help="audio epochs (video: three times that)")
     ap.add_argument("--hop", type=float, default=1.0, help="window hop within a clip (s)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -98,8 +98,11 @@ def main(argv=None) -> int:
                              [fs.spectrograms[m_va][:, None]], fs.labels[m_va], nc, cfg, "audio")
     video_model = Video3dCnn(nc)
     m_tr, m_va = train & fs.has_face, val & fs.has_face
+    video_cfg_train = TrainConfig(epochs=3 * args.epochs, lr=3e-3, patience=3 * args.epochs,
+                                  cosine=True, seed=args.seed)
     res_v = train_classifier(video_model, [fs.faces[m_tr][:, None]], fs.labels[m_tr],
-                             [fs.faces[m_va][:, None]], fs.labels[m_va], nc, cfg, "video")
+                             [fs.faces[m_va][:, None]], fs.labels[m_va], nc, video_cfg_train,
+                             "video", augment=jitter)
     # Fusion on the frozen penultimate features of both networks.
     both = fs.has_audio & fs.has_face
     _, fa = predict(audio_model, [fs.spectrograms[:, None]])
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
     training = {
         "dataset": "synthetic (training/synthetic.py, RAVDESS layout)", "data_root": str(args.data),
         "clips": len(clips), "split": {"test_actors": args.test_actors, "val_actors": args.val_actors},
-        "hyperparameters": vars(cfg), "held_out_accuracy": metrics,
+        "hyperparameters": {"audio": vars(cfg), "video": vars(video_cfg_train)}, "held_out_accuracy": metrics,
         "best_epochs": {"audio": res_a.best_epoch, "video": res_v.best_epoch, "fusion": res_f.best_epoch},
         "history": {"audio": res_a.history, "video": res_v.history, "fusion": res_f.history},
         "seconds": {"features": round(t_feat - t_start, 1), "training": round(t_train - t_feat, 1)},

@@ -26,6 +26,7 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     class_weights: bool = True
+    cosine: bool = False  # cosine learning-rate decay over ``epochs``
 
 
 @dataclass
@@ -75,6 +76,7 @@ def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray], train
     weights = balanced_class_weights(train_labels, n_classes) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs) if cfg.cosine else None
     gen = np.random.default_rng(cfg.seed)
     best_acc, best_epoch, best_state = -1.0, -1, None
     history: list[dict] = []
@@ -99,6 +101,8 @@ def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray], train
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             total += len(idx)
+        if sched is not None:
+            sched.step()
         val_logits, _ = predict(model, val_inputs)
         val_acc = float((val_logits.argmax(1) == val_labels).mean()) if len(val_labels) else 0.0
         row = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1),
