@@ -1,0 +1,38 @@
+"""The YAML defaults, the declared parameters and the launch file agree."""
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("rclpy")
+from avemo_ros.ros.perception_node import PARAMS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_yaml_defaults_are_declared_and_valid():
+    cfg = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
+    params = cfg["/**/perception_node"]["ros__parameters"]
+    specs = {s.name: s for s in PARAMS}
+    assert set(params) == set(specs), "config/perception.yaml and PARAMS differ"
+    for name, value in params.items():
+        assert specs[name].check(value) is None, name
+        assert type(value) is type(specs[name].default), name
+
+
+def test_launch_file_declares_the_documented_arguments():
+    tree = ast.parse((ROOT / "launch" / "perception.launch.py").read_text())
+    declared = {node.args[0].value for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
+    readme = (ROOT / "README.md").read_text()
+    assert {"namespace", "params_file", "model_dir", "backend", "image", "audio", "emotion",
+            "use_sim_time", "autostart", "media"} <= declared
+    for arg in declared:
+        assert f"`{arg}`" in readme, f"launch argument {arg} is not in the README"
+
+
+def test_readme_documents_every_parameter():
+    readme = (ROOT / "README.md").read_text()
+    for spec in PARAMS:
+        assert f"| `{spec.name}` |" in readme, spec.name
