@@ -1,10 +1,15 @@
 """Window buffer: audio chunks and camera frames keyed on header stamps -> analysis windows.
 
 Windows are [end - W, end] with ends on a grid of hop H that starts at the first stamp
-seen. A window is handed out once every modality covers its end, or once the newest
-stamp of any stream is ``grace_s`` past it (a late or dead stream then simply misses that
-window). Frames are stored as opaque payloads (e.g. undecoded messages) so that only the
-frames a window selects are ever decoded.
+seen. A window is handed out once every modality covers its end. A modality that does not
+is waited for while it is alive: with arrival times (live use), while its last message
+arrived less than ``grace_s`` ago and the other stream leads by less than one window; without
+them (offline, in-order feeding), until the newest stamp is ``grace_s`` past the end. A dead
+or late stream then simply misses that window. Waiting on arrival time matters when a node
+falls behind: a keep-last camera queue then delivers the newest frames while the reliable
+microphone queue is still working through older chunks.
+Frames are stored as opaque payloads (e.g. undecoded messages) so that only the frames a
+window selects are ever decoded.
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ class WindowBuffer:
         self.window_ns = int(round(window_s * NS))
         self.hop_ns = int(round(hop_s * NS))
         self.grace_ns = int(round(grace_s * NS))
+        self.grace_s = grace_s
         self.gap_ns = int(round(gap_s * NS))
         self.n_frames = n_frames
         self.min_audio_coverage = min_audio_coverage
@@ -70,6 +76,7 @@ class WindowBuffer:
         self._audio_end_ns: Optional[int] = None
         self._frames: deque[tuple[int, Any]] = deque()
         self._next_end_ns: Optional[int] = None
+        self._arrival: dict[str, float] = {}  # modality -> arrival time of its last input
 
     # --- input -----------------------------------------------------------------------
     def _start_grid(self, stamp_ns: int) -> None:
@@ -79,8 +86,14 @@ class WindowBuffer:
     def _oldest_needed_ns(self) -> int:
         return (self._next_end_ns or 0) - self.window_ns
 
-    def add_audio(self, stamp_ns: int, samples: np.ndarray, sample_rate: int) -> StreamEvent:
-        """Add a chunk; ``stamp_ns`` is the time of its first sample; samples (n,) or (n, ch)."""
+    def add_audio(self, stamp_ns: int, samples: np.ndarray, sample_rate: int,
+                  arrival_s: Optional[float] = None) -> StreamEvent:
+        """Add a chunk; ``stamp_ns`` is the time of its first sample; samples (n,) or (n, ch).
+
+        ``arrival_s``: when it arrived (monotonic seconds), for the liveness rule.
+        """
+        if arrival_s is not None:
+            self._arrival["audio"] = arrival_s
         x = np.asarray(samples, dtype=np.float32)
         mono = x.mean(axis=1) if x.ndim == 2 else x
         event = StreamEvent.OK
@@ -104,8 +117,11 @@ class WindowBuffer:
         self._audio_end_ns = end if self._audio_end_ns is None else max(self._audio_end_ns, end)
         return event
 
-    def add_frame(self, stamp_ns: int, payload: Any) -> StreamEvent:
+    def add_frame(self, stamp_ns: int, payload: Any, arrival_s: Optional[float] = None
+                  ) -> StreamEvent:
         """Add a camera frame (any payload; decoded later only if selected)."""
+        if arrival_s is not None:
+            self._arrival["video"] = arrival_s
         event = StreamEvent.OK
         if self._frames:
             last = self._frames[-1][0]
@@ -131,15 +147,27 @@ class WindowBuffer:
                  if v is not None]
         return max(cands) if cands else None
 
-    def pop_ready(self) -> list[Window]:
-        """Windows that are complete now, oldest first (usually zero or one)."""
+    def _waiting_for(self, modality: str, covered_ns: Optional[int], end: int, latest: int,
+                     now_s: Optional[float]) -> bool:
+        if covered_ns is not None and covered_ns >= end:
+            return False
+        arrival = self._arrival.get(modality)
+        if now_s is not None and arrival is not None:
+            return now_s - arrival < self.grace_s and latest - end < self.window_ns
+        return latest < end + self.grace_ns
+
+    def pop_ready(self, now_s: Optional[float] = None) -> list[Window]:
+        """Windows that are complete now, oldest first (usually zero or one).
+
+        ``now_s``: the current monotonic time, when inputs were added with arrival times.
+        """
         out: list[Window] = []
         latest = self._latest_ns()
         while self._next_end_ns is not None and latest is not None:
             end = self._next_end_ns
-            audio_done = self._audio_end_ns is not None and self._audio_end_ns >= end
-            video_done = bool(self._frames) and self._frames[-1][0] >= end
-            if not ((audio_done and video_done) or latest >= end + self.grace_ns):
+            last_frame = self._frames[-1][0] if self._frames else None
+            if self._waiting_for("audio", self._audio_end_ns, end, latest, now_s) or \
+                    self._waiting_for("video", last_frame, end, latest, now_s):
                 break
             out.append(self._assemble(end - self.window_ns, end))
             self._next_end_ns = end + self.hop_ns

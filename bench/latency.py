@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     import audio_common_msgs.msg as acm
     from training.synthetic import render_clip
 
-    frames, audio, rate = render_clip("happy", 10, duration_s=8.0, seed=5, size=(640, 480),
+    frames, audio, rate = render_clip("happy", 20, duration_s=8.0, seed=5, size=(640, 480),
                                       intensity=2)
     audio = resample(audio, rate, 16000)
     rclpy.init()

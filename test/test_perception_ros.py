@@ -1,7 +1,7 @@
 """Integration: real perception node (own process) <-> test driver node, over DDS.
 
 Uses the bundle trained by ``make model`` on the synthetic set; the clips here come from
-actor 10, whom the model never saw in training.
+actor 20, whom the model never saw in training.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def ros():
 def render(emotion: str, seconds: float, seed: int = 3):
     from training.synthetic import render_clip
 
-    frames, audio, rate = render_clip(emotion, 10, duration_s=seconds, seed=seed, intensity=2)
+    frames, audio, rate = render_clip(emotion, 20, duration_s=seconds, seed=seed, intensity=2)
     return frames, resample(audio, rate, RATE)
 
 

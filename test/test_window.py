@@ -83,3 +83,15 @@ def test_windows_from_media_matches_live_feeding():
     ws = windows_from_media(frames, times, audio, 48000, hop_s=0.5)
     assert [w.end_ns / NS for w in ws] == [3.0, 3.5]
     np.testing.assert_array_equal(ws[0].audio, audio[:3 * 48000])
+
+
+def test_live_waits_for_a_lagging_but_alive_stream():
+    """A backlogged node: camera frames (keep-last queue) run ahead of queued audio."""
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
+    for i in range(int(2.5 * RATE) // CHUNK):  # audio up to 2.5 s, arrived just now
+        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=100.0)
+    for t in np.arange(0, 4.2, 1 / 30):  # frames up to 4.2 s
+        buf.add_frame(int(t * NS), t, arrival_s=100.0)
+    assert buf.pop_ready(now_s=100.1) == []  # audio is alive: wait for it
+    ws = buf.pop_ready(now_s=100.6)  # audio silent for longer than grace: go without it
+    assert ws and ws[0].end_ns == 3 * NS and ws[0].audio is None and ws[0].has_video

@@ -2,7 +2,7 @@
 
     python -m training.demo_clips --out data/demo
 
-Renders a few emotions of an actor that the quickstart model never trained on (actor 10
+Renders a few emotions of an actor that the quickstart model never trained on (actor 20
 is in its test split), longer than one window, as mp4 (H.264 + AAC).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from . import synthetic
 DEMO_EMOTIONS = ("happy", "sad", "angry", "calm")
 
 
-def write_demo_clips(out: Path, emotions=DEMO_EMOTIONS, actor: int = 10,
+def write_demo_clips(out: Path, emotions=DEMO_EMOTIONS, actor: int = 20,
                      duration_s: float = 6.0, seed: int = 7) -> list[Path]:
     """Write one clip per emotion (skipping ones that exist); returns their paths."""
     out.mkdir(parents=True, exist_ok=True)

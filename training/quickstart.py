@@ -60,12 +60,13 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=Path("data/synthetic"))
     ap.add_argument("--out", type=Path, default=Path("data/models/synthetic"))
     ap.add_argument("--cache", type=Path, default=Path("data/cache"))
-    ap.add_argument("--actors", type=int, default=10, help="synthetic actors to generate")
-    ap.add_argument("--repetitions", type=int, default=2, help="takes per utterance (RAVDESS: 2)")
-    ap.add_argument("--test-actors", type=int, nargs="+", default=[9, 10])
-    ap.add_argument("--val-actors", type=int, nargs="+", default=[8])
+    ap.add_argument("--actors", type=int, default=20, help="synthetic actors to generate")
+    ap.add_argument("--repetitions", type=int, default=1, help="takes per utterance (RAVDESS: 2)")
+    ap.add_argument("--test-actors", type=int, nargs="+", default=[19, 20])
+    ap.add_argument("--val-actors", type=int, nargs="+", default=[18])
     ap.add_argument("--epochs", type=int, default=12, help="audio epochs (video: three times that)")
-    ap.add_argument("--hop", type=float, default=1.0, help="window hop within a clip (s)")
+    ap.add_argument("--hop", type=float, default=0.5, help="window hop within a clip (s); "
+                    "each epoch trains on one random window per clip")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -95,14 +96,15 @@ def main(argv=None) -> int:
     audio_model = AudioCnnRnn(nc, audio_cfg.shape)
     m_tr, m_va = train & fs.has_audio, val & fs.has_audio
     res_a = train_classifier(audio_model, [fs.spectrograms[m_tr][:, None]], fs.labels[m_tr],
-                             [fs.spectrograms[m_va][:, None]], fs.labels[m_va], nc, cfg, "audio")
+                             [fs.spectrograms[m_va][:, None]], fs.labels[m_va], nc, cfg, "audio",
+                             groups=fs.clip[m_tr])
     video_model = Video3dCnn(nc)
     m_tr, m_va = train & fs.has_face, val & fs.has_face
     video_cfg_train = TrainConfig(epochs=3 * args.epochs, lr=3e-3, patience=3 * args.epochs,
                                   cosine=True, seed=args.seed)
     res_v = train_classifier(video_model, [fs.faces[m_tr][:, None]], fs.labels[m_tr],
                              [fs.faces[m_va][:, None]], fs.labels[m_va], nc, video_cfg_train,
-                             "video", augment=jitter)
+                             "video", augment=jitter, groups=fs.clip[m_tr])
     # Fusion on the frozen penultimate features of both networks.
     both = fs.has_audio & fs.has_face
     _, fa = predict(audio_model, [fs.spectrograms[:, None]])
@@ -111,7 +113,8 @@ def main(argv=None) -> int:
     m_tr, m_va = train & both, val & both
     res_f = train_classifier(fusion_model, [fa[m_tr], fv[m_tr]], fs.labels[m_tr],
                              [fa[m_va], fv[m_va]], fs.labels[m_va], nc,
-                             TrainConfig(epochs=60, patience=15, seed=args.seed), "fusion")
+                             TrainConfig(epochs=60, patience=15, seed=args.seed), "fusion",
+                             groups=fs.clip[m_tr])
     t_train = time.perf_counter()
 
     test_fs = fs.subset(test)

@@ -50,6 +50,13 @@ def balanced_class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def one_per_group(groups: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """Indices of one randomly chosen member of every group."""
+    order = gen.permutation(len(groups))
+    _, first = np.unique(groups[order], return_index=True)
+    return np.sort(order[first])
+
+
 def predict(model: nn.Module, inputs: Sequence[np.ndarray], batch_size: int = 64
             ) -> tuple[np.ndarray, np.ndarray]:
     """(logits, features) of a model over numpy inputs, in eval mode."""
@@ -69,9 +76,13 @@ def predict(model: nn.Module, inputs: Sequence[np.ndarray], batch_size: int = 64
 def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray], train_labels: np.ndarray,
                      val_inputs: Sequence[np.ndarray], val_labels: np.ndarray, n_classes: int,
                      cfg: TrainConfig, name: str = "model",
-                     augment: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None
-                     ) -> TrainResult:
-    """Train with Adam and early stopping on validation accuracy; keeps the best weights."""
+                     augment: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = None,
+                     groups: np.ndarray | None = None) -> TrainResult:
+    """Train with Adam and early stopping on validation accuracy; keeps the best weights.
+
+    ``groups``: when given (e.g. the clip of each window), every epoch uses one randomly
+    chosen sample per group, so overlapping windows of a clip add variety, not weight.
+    """
     seed_everything(cfg.seed)
     weights = balanced_class_weights(train_labels, n_classes) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weights)
@@ -80,10 +91,11 @@ def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray], train
     gen = np.random.default_rng(cfg.seed)
     best_acc, best_epoch, best_state = -1.0, -1, None
     history: list[dict] = []
-    n = len(train_labels)
     for epoch in range(cfg.epochs):
         model.train()
-        order = gen.permutation(n)
+        order = gen.permutation(one_per_group(groups, gen) if groups is not None
+                                else np.arange(len(train_labels)))
+        n = len(order)
         total, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(range(0, n, cfg.batch_size), desc=f"{name} epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", leave=False)

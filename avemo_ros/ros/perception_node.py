@@ -192,7 +192,7 @@ class PerceptionNode(LifecycleNode):
             return
         self._camera_frame = msg.header.frame_id
         stamp = conv.stamp_to_ns(msg.header.stamp)
-        self._stream_event(self.buffer.add_frame(stamp, msg), "camera")
+        self._stream_event(self.buffer.add_frame(stamp, msg, time.monotonic()), "camera")
         self._process()
 
     def _on_audio(self, msg) -> None:
@@ -208,7 +208,7 @@ class PerceptionNode(LifecycleNode):
             self._warn(counter, f"audio dropped: {text}")
             return
         self._stream_event(self.buffer.add_audio(chunk.stamp_ns, chunk.samples,
-                                                 chunk.sample_rate), "microphone")
+                                                 chunk.sample_rate, time.monotonic()), "microphone")
         self._process()
 
     def _audio_chunk(self, msg) -> conv.AudioChunk:
@@ -238,7 +238,7 @@ class PerceptionNode(LifecycleNode):
         return conv.compressed_to_rgb(msg)
 
     def _process(self) -> None:
-        for window in self.buffer.pop_ready():
+        for window in self.buffer.pop_ready(time.monotonic()):
             try:
                 result = self.estimator.estimate(window, self._decode)
             except Exception as e:  # a failing window must not take the node down
