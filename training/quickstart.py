@@ -76,7 +76,8 @@ def main(argv=None) -> int:
 
     synthetic.generate_dataset(args.data, actors=range(1, args.actors + 1), seed=args.seed,
                                repetitions=args.repetitions, workers=args.workers)
-    clips = list_clips(args.data, modality=1)
+    clips = [(p, n) for p, n in list_clips(args.data, modality=1)
+             if n.actor <= args.actors and n.repetition <= args.repetitions]
     if not clips:
         log.error("no RAVDESS audio-video clips under %s", args.data)
         return 1
