@@ -165,6 +165,8 @@ class WindowBuffer:
         latest = self._latest_ns()
         while self._next_end_ns is not None and latest is not None:
             end = self._next_end_ns
+            if end > latest:  # never a window beyond the newest input
+                break
             last_frame = self._frames[-1][0] if self._frames else None
             if self._waiting_for("audio", self._audio_end_ns, end, latest, now_s) or \
                     self._waiting_for("video", last_frame, end, latest, now_s):

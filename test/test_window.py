@@ -88,7 +88,7 @@ def test_windows_from_media_matches_live_feeding():
 def test_live_waits_for_a_lagging_but_alive_stream():
     """A backlogged node: camera frames (keep-last queue) run ahead of queued audio."""
     buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
-    for i in range(int(2.5 * RATE) // CHUNK):  # audio up to 2.5 s, arrived just now
+    for i in range(int(2.0 * RATE) // CHUNK):  # audio up to 2.0 s, arrived just now
         buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=100.0)
     for t in np.arange(0, 4.2, 1 / 30):  # frames up to 4.2 s
         buf.add_frame(int(t * NS), t, arrival_s=100.0)

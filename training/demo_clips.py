@@ -3,7 +3,7 @@
     python -m training.demo_clips --out data/demo
 
 Renders a few emotions of an actor that the quickstart model never trained on (actor 20
-is in its test split), longer than one window, as mp4 (H.264 + AAC).
+is in its test split), single utterances like the training clips, as mp4 (H.264 + AAC).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DEMO_EMOTIONS = ("happy", "sad", "angry", "calm")
 
 
 def write_demo_clips(out: Path, emotions=DEMO_EMOTIONS, actor: int = 20,
-                     duration_s: float = 6.0, seed: int = 7) -> list[Path]:
+                     duration_s: float = 3.6, seed: int = 7) -> list[Path]:
     """Write one clip per emotion (skipping ones that exist); returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -35,7 +35,7 @@ def write_demo_clips(out: Path, emotions=DEMO_EMOTIONS, actor: int = 20,
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("data/demo"))
-    ap.add_argument("--duration", type=float, default=6.0)
+    ap.add_argument("--duration", type=float, default=3.6)
     args = ap.parse_args(argv)
     write_demo_clips(args.out, duration_s=args.duration)
     return 0
