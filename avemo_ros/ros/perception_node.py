@@ -31,7 +31,7 @@ PARAMS = (
               range=(0, 64)),
     ParamSpec("hop_s", 1.0, "Seconds between estimates (window length comes from the model).",
               range=(0.1, 10.0)),
-    ParamSpec("grace_s", 0.5, "How long past a window's end to wait for a late modality before "
+    ParamSpec("grace_s", 1.0, "How long past a window's end to wait for a late modality before "
               "estimating without it, seconds.", range=(0.0, 5.0)),
     ParamSpec("image_transport", "raw", "Camera input: raw = sensor_msgs/Image on 'image', "
               "compressed = sensor_msgs/CompressedImage on 'image/compressed'.",
