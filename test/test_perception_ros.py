@@ -113,7 +113,7 @@ def test_estimates_every_hop_with_correct_labels(ros):
         t_end = (end - base) / NS
         k = int(np.ceil(t_end / clip_s)) - 1
         if t_end - 3.0 >= k * clip_s - 1e-6:  # the window lies inside clip k
-            assert m.modalities == 3 and m.face_detected, (t_end, m.modalities)
+            assert m.modalities == 3 and m.face_detected, (t_end, m.modalities, out[-2000:])
             assert len(m.audio_probabilities) == len(m.video_probabilities) == len(m.labels)
             correct.append(m.label == emotions[k])
     assert len(correct) >= 5

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from .perception_node import PerceptionNode
@@ -82,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides[name] = value
     try:
         with rclpy.init():
-            executor = MultiThreadedExecutor(num_threads=3)
+            executor = SingleThreadedExecutor()
             perception = PerceptionNode(
                 namespace=args.namespace,
                 cli_args=node_args(args.params, overrides, args.remap, args.use_sim_time))
