@@ -34,7 +34,7 @@ LOGITS, FEATURES = "logits", "features"
 class WindowFeatures:
     """Network inputs of one window; None where a modality is missing."""
 
-    spectrogram: Optional[np.ndarray]  # (bins, frames) float32
+    audio: Optional[np.ndarray]  # audio features (AudioFeatureConfig.shape) float32
     faces: FaceStack
     timings: dict[str, float] = field(default_factory=dict)
     bad_frames: int = 0  # selected frames that could not be decoded (left out)
@@ -109,7 +109,7 @@ class FeatureExtractor:
             boxes.append(self._boxes[stamp])
         faces = build_face_stack(greys, boxes, self.video_cfg)
         timings["video_features"] = time.perf_counter() - t1
-        return WindowFeatures(spectrogram=spec, faces=faces, timings=timings, bad_frames=bad)
+        return WindowFeatures(audio=spec, faces=faces, timings=timings, bad_frames=bad)
 
 
 class EmotionEstimator:
@@ -186,7 +186,7 @@ class EmotionEstimator:
         t0 = time.perf_counter()
         feats = self.extractor.features(window, decode)
         self.last_bad_frames = feats.bad_frames
-        p, mods, pa, pv, timings = self.infer(feats.spectrogram, feats.faces.frames)
+        p, mods, pa, pv, timings = self.infer(feats.audio, feats.faces.frames)
         if not mods:
             return None
         timings.update(feats.timings)

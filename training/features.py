@@ -51,10 +51,10 @@ def _clip_features(args) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
     out = []
     for w in windows:
         f = extractor.features(w)
-        spec = f.spectrogram if f.spectrogram is not None else np.zeros(audio_cfg.shape, np.float32)
+        spec = f.audio if f.audio is not None else np.zeros(audio_cfg.shape, np.float32)
         faces = f.faces.frames if f.faces.frames is not None else np.zeros(video_cfg.shape, np.float32)
         out.append((spec.astype(np.float16), faces.astype(np.float16),
-                    f.spectrogram is not None, f.faces.face_found))
+                    f.audio is not None, f.faces.face_found))
     return out
 
 
