@@ -18,16 +18,16 @@ from .audio_features import AudioFeatureConfig, audio_features
 from .backends import InferenceBackend, open_backend
 from .face_frames import Box, FaceDetector, FaceStack, VideoFeatureConfig, build_face_stack, to_grey
 from .labels import valence_arousal
-from .manifest import Manifest, load_manifest
+from .manifest import FEATURES, LOGITS, Manifest, fusion_source, load_manifest
 from .window import Window
 
 AUDIO = 1
 VIDEO = 2
 
-# Tensor names of the bundle's networks (contract with training/export.py).
-AUDIO_INPUT, VIDEO_INPUT = "spectrogram", "faces"
-FUSION_AUDIO_INPUT, FUSION_VIDEO_INPUT = "audio_features", "video_features"
-LOGITS, FEATURES = "logits", "features"
+#: Input tensor names of the modality networks: audio by feature kind, video.
+AUDIO_INPUTS = {"spectrogram": "spectrogram", "frame_features": "audio_frames",
+                "summary_features": "audio_summary"}
+VIDEO_INPUT = "faces"
 
 
 @dataclass
@@ -79,7 +79,7 @@ class FeatureExtractor:
 
     def features(self, window: Window, decode: Callable[[Any], np.ndarray] = lambda p: p
                  ) -> WindowFeatures:
-        """Compute the spectrogram and the face stack; frames are decoded only here."""
+        """Compute the audio features and the face stack; frames are decoded only here."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         spec = None
@@ -124,6 +124,7 @@ class EmotionEstimator:
         self.extractor = FeatureExtractor(self.manifest.audio, self.manifest.video)
         self.nets: dict[str, InferenceBackend] = {}
         self.last_bad_frames = 0  # undecodable frames of the last window
+        self._fusion_source = fusion_source(self.manifest.models["fusion"])
         try:
             for role, spec in self.manifest.models.items():
                 self.nets[role] = open_backend(spec, self.bundle_dir, backend, threads=threads)
@@ -140,35 +141,45 @@ class EmotionEstimator:
         a, v = self.manifest.audio, self.manifest.video
         rng = np.random.default_rng(0)
         for _ in range(runs):
-            spec = audio_features(rng.standard_normal(a.n_samples).astype(np.float32) * 0.1,
-                                  a.sample_rate, a)
+            feats = audio_features(rng.standard_normal(a.n_samples).astype(np.float32) * 0.1,
+                                   a.sample_rate, a)
             faces = rng.standard_normal(v.shape).astype(np.float32)
-            self.infer(spec, faces)
+            self.infer(feats, faces)
 
-    def infer(self, spectrogram: Optional[np.ndarray], faces: Optional[np.ndarray]
+    def _run(self, role: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run a modality network on one window's feature array, shaped as its manifest says."""
+        spec = self.manifest.models[role].inputs[0]
+        return self.nets[role].run({spec.name: np.asarray(x, np.float32).reshape(spec.shape)})
+
+    def infer(self, audio: Optional[np.ndarray], faces: Optional[np.ndarray]
               ) -> tuple[np.ndarray, int, Optional[np.ndarray], Optional[np.ndarray], dict]:
         """Run the networks on whatever modalities are present.
 
         Returns (fused probabilities, modality bitmask, audio probs, video probs, timings).
-        Both present: the fusion network over the two penultimate feature vectors; one
-        present: that network's own probabilities.
+        Both present: the fusion network over the two networks' features (intermediate
+        fusion) or logits (late fusion), as its input names say; one present: that
+        network's own probabilities.
         """
         timings: dict[str, float] = {}
-        pa = pv = fa = fv = None
-        if spectrogram is not None:
+        pa = pv = None
+        outs: dict[str, dict[str, np.ndarray]] = {}
+        for role, x, prob_key in (("audio", audio, "audio_net"), ("video", faces, "video_net")):
+            if x is None:
+                continue
             t = time.perf_counter()
-            out = self.nets["audio"].run({AUDIO_INPUT: spectrogram[None, None].astype(np.float32)})
-            timings["audio_net"] = time.perf_counter() - t
-            pa, fa = softmax(out[LOGITS]), out[FEATURES]
-        if faces is not None:
-            t = time.perf_counter()
-            out = self.nets["video"].run({VIDEO_INPUT: faces[None, None].astype(np.float32)})
-            timings["video_net"] = time.perf_counter() - t
-            pv, fv = softmax(out[LOGITS]), out[FEATURES]
+            outs[role] = self._run(role, x)
+            timings[prob_key] = time.perf_counter() - t
+        if "audio" in outs:
+            pa = softmax(outs["audio"][LOGITS])
+        if "video" in outs:
+            pv = softmax(outs["video"][LOGITS])
         mods = (AUDIO if pa is not None else 0) | (VIDEO if pv is not None else 0)
         if mods == AUDIO | VIDEO:
             t = time.perf_counter()
-            out = self.nets["fusion"].run({FUSION_AUDIO_INPUT: fa, FUSION_VIDEO_INPUT: fv})
+            fusion = self.manifest.models["fusion"]
+            a_name, v_name = (t_.name for t_ in fusion.inputs)
+            out = self.nets["fusion"].run({a_name: outs["audio"][self._fusion_source],
+                                           v_name: outs["video"][self._fusion_source]})
             timings["fusion_net"] = time.perf_counter() - t
             p = softmax(out[LOGITS])
         elif mods:

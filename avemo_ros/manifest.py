@@ -19,6 +19,17 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 #: The networks a bundle holds, by role.
 ROLES = ("audio", "video", "fusion")
+#: Output names every network has: logits, and the penultimate features fusion may use.
+LOGITS, FEATURES = "logits", "features"
+#: Fusion input names: what each fusion network consumes from the two modality networks.
+#: Intermediate fusion (seed 003, seed 000) takes their features; late fusion (seed 002)
+#: their logits.
+FUSION_INPUTS = {
+    ("audio_features", "video_features"): FEATURES,
+    ("audio_logits", "video_logits"): LOGITS,
+}
+#: Manifest preprocessing fields added after format 1, with the value older bundles meant.
+_LATER_FIELDS = {"audio": {"kind": "spectrogram", "n_mels": 128, "n_mfcc": 40}, "video": {}}
 
 
 class BundleError(ValueError):
@@ -107,12 +118,16 @@ class Manifest:
 
 
 def _config(cls, d: dict, what: str):
+    d = {**_LATER_FIELDS[what], **d}
     known = set(cls.__dataclass_fields__)
     unknown, missing = set(d) - known, known - set(d)
     if unknown or missing:
         raise BundleError(f"{what} preprocessing in the manifest does not match this runtime: "
                           f"unknown {sorted(unknown)}, missing {sorted(missing)}")
-    return cls.from_dict(d)
+    try:
+        return cls.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise BundleError(f"{what} preprocessing in the manifest is invalid: {e}") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -125,8 +140,24 @@ def sha256_file(path: Path) -> str:
 
 
 def expected_input_shapes(m: Manifest) -> dict[str, list[int]]:
-    """The first input's shape each network must have, given the preprocessing."""
-    return {"audio": [1, 1, *m.audio.shape], "video": [1, 1, *m.video.shape]}
+    """The feature shape each modality network's input must hold, given the preprocessing."""
+    return {"audio": list(m.audio.shape), "video": list(m.video.shape)}
+
+
+def _holds(net_shape: list[int], feature_shape: list[int]) -> bool:
+    """A batch-1 network input holds a feature array: same trailing dims, leading dims 1."""
+    lead = len(net_shape) - len(feature_shape)
+    return lead >= 1 and all(d == 1 for d in net_shape[:lead]) and \
+        list(net_shape[lead:]) == list(feature_shape)
+
+
+def fusion_source(spec: ModelSpec) -> str:
+    """Which modality-network output (LOGITS or FEATURES) a fusion network consumes."""
+    names = tuple(t.name for t in spec.inputs)
+    if names not in FUSION_INPUTS:
+        raise BundleError(f"fusion network inputs {list(names)} are none of the known pairs "
+                          f"{[list(k) for k in FUSION_INPUTS]}")
+    return FUSION_INPUTS[names]
 
 
 def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manifest:
@@ -147,9 +178,14 @@ def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manif
         raise BundleError(f"manifest lacks the networks {missing}")
     for role, shape in expected_input_shapes(m).items():
         got = m.models[role].inputs[0].shape
-        if list(got) != shape:
+        if not _holds(list(got), shape):
             raise BundleError(f"{role} network input shape {got} does not match the "
                               f"preprocessing output {shape}")
+    fusion_source(m.models["fusion"])
+    for role, spec in m.models.items():
+        names = [t.name for t in spec.outputs]
+        if names[:2] != [LOGITS, FEATURES]:
+            raise BundleError(f"{role} network outputs {names} are not [{LOGITS!r}, {FEATURES!r}]")
     for role, spec in m.models.items():
         logits = spec.outputs[0].shape
         if logits[-1] != len(m.labels):

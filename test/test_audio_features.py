@@ -64,3 +64,51 @@ def test_bad_shapes_are_refused():
         to_mono(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError):
         resample(np.zeros(10), 0, 16000)
+
+
+FRAME_CFG = AudioFeatureConfig(kind="frame_features", n_frames=20)
+SUMMARY_CFG = AudioFeatureConfig(kind="summary_features", n_fft=2048, hop_length=512)
+
+
+@pytest.mark.parametrize("cfg, shape", [(CFG, (200, 300)), (FRAME_CFG, (180, 20)),
+                                        (SUMMARY_CFG, (65,))])
+def test_every_kind_has_its_declared_shape_and_is_finite_on_silence(cfg, shape):
+    assert cfg.shape == shape
+    for x in (tone(440, 16000), np.zeros(1000, np.float32)):
+        f = audio_features(x, 16000, cfg)
+        assert f.shape == shape and f.dtype == np.float32 and np.isfinite(f).all()
+
+
+def test_unknown_kind_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown audio feature kind 'mel'"):
+        AudioFeatureConfig(kind="mel")
+
+
+@pytest.mark.parametrize("freq, pitch_class", [(440.0, 9), (261.63, 0), (392.0, 7)])
+def test_chroma_of_a_tone_peaks_at_its_pitch_class(freq, pitch_class):
+    f = audio_features(tone(freq, 16000), 16000, SUMMARY_CFG)
+    chroma = f[40:52]
+    assert int(np.argmax(chroma)) == pitch_class and chroma.max() > 3 * np.median(chroma)
+
+
+def test_spectral_contrast_is_higher_for_a_tone_than_for_noise():
+    noise = np.random.default_rng(0).standard_normal(48000).astype(np.float32) * 0.1
+    contrast_tone = audio_features(tone(440, 16000), 16000, SUMMARY_CFG)[52:59]
+    contrast_noise = audio_features(noise, 16000, SUMMARY_CFG)[52:59]
+    assert contrast_tone[2] > contrast_noise[2] + 1.0  # the 400-800 Hz band holds the tone
+
+
+def test_frame_features_follow_a_change_over_time():
+    x = np.concatenate([tone(300, 16000, seconds=1.5), tone(2000, 16000, seconds=1.5)])
+    f = audio_features(x, 16000, FRAME_CFG)
+    mel = f[52:]  # log-mel block (128 bands, low to high)
+    early, late = mel[:, :8].mean(axis=1), mel[:, -8:].mean(axis=1)
+    assert np.argmax(early) < np.argmax(late)
+
+
+def test_mfcc_block_is_the_dct_of_log_mel():
+    from scipy.fft import dct
+    from avemo_ros.audio_features import _mel_chroma, power_spectrum
+    x = tone(440, 16000)
+    logmel, mfcc, _ = _mel_chroma(power_spectrum(x, SUMMARY_CFG), SUMMARY_CFG)
+    np.testing.assert_allclose(mfcc, dct(logmel, norm="ortho", axis=1)[:, :40], rtol=1e-4, atol=1e-3)

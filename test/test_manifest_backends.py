@@ -70,8 +70,8 @@ def test_missing_model_file_and_manifest(bundle, tmp_path):
 
 def test_preprocessing_mismatch_is_named(bundle, tmp_path):
     b = copy(bundle, tmp_path)
-    edit_manifest(b, lambda m: m["preprocessing"]["audio"].update(n_mels=64))
-    with pytest.raises(BundleError, match="unknown \\['n_mels'\\]"):
+    edit_manifest(b, lambda m: m["preprocessing"]["audio"].update(pre_emphasis=0.97))
+    with pytest.raises(BundleError, match="unknown \\[.pre_emphasis.\\]"):
         load_manifest(b)
     b2 = copy(bundle, tmp_path / "2")
     edit_manifest(b2, lambda m: m["preprocessing"]["video"].update(n_frames=30))

@@ -1,6 +1,7 @@
 """Export trained networks to ONNX and write the model bundle (ONNX files + manifest)."""
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -12,8 +13,8 @@ import torch
 
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.backends import OnnxRuntimeBackend
-from avemo_ros.estimator import (AUDIO_INPUT, FEATURES, FUSION_AUDIO_INPUT, FUSION_VIDEO_INPUT,
-                                 LOGITS, VIDEO_INPUT)
+from avemo_ros.estimator import AUDIO_INPUTS, VIDEO_INPUT
+from avemo_ros.manifest import FEATURES, FUSION_INPUTS, LOGITS
 from avemo_ros.face_frames import VideoFeatureConfig
 from avemo_ros.manifest import Manifest, ModelSpec, TensorSpec, sha256_file
 
@@ -49,23 +50,50 @@ def export_onnx(model: torch.nn.Module, example: Sequence[torch.Tensor], input_n
     return [TensorSpec(n, list(r.shape), "float32") for n, r in zip(output_names, ref)]
 
 
+def network_input_shape(role: str, feature_shape: Sequence[int], kind: str = "spectrogram") -> list[int]:
+    """Batch-1 input shape of a modality network for a feature array.
+
+    Spectrograms and face stacks get a channel axis (2D / 3D convolutions); frame and
+    summary audio features are fed as they are (1D convolution over time, MLP).
+    """
+    if role == "video" or kind == "spectrogram":
+        return [1, 1, *feature_shape]
+    return [1, *feature_shape]
+
+
+def fusion_input_names(fusion_model: torch.nn.Module) -> tuple[str, str]:
+    """The fusion network's input names, from its forward() parameters (a FUSION_INPUTS pair)."""
+    names = tuple(list(inspect.signature(fusion_model.forward).parameters)[:2])
+    if names not in FUSION_INPUTS:
+        raise ExportError(f"{type(fusion_model).__name__}.forward takes {names}, none of "
+                          f"{list(FUSION_INPUTS)}")
+    return names
+
+
 def write_bundle(out_dir: Path, *, audio_model: torch.nn.Module, video_model: torch.nn.Module,
                  fusion_model: torch.nn.Module, labels: list[str], audio_cfg: AudioFeatureConfig,
                  video_cfg: VideoFeatureConfig, name: str, version: str, training: dict) -> Manifest:
-    """Export the three networks into ``out_dir`` and write its manifest."""
+    """Export the three networks into ``out_dir`` and write its manifest.
+
+    The fusion network consumes the modality networks' features or logits, as its
+    forward() parameter names say (see ``avemo_ros.manifest.FUSION_INPUTS``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
-    spec_in = torch.randn(1, 1, *audio_cfg.shape, generator=gen)
-    faces_in = torch.randn(1, 1, *video_cfg.shape, generator=gen)
+    audio_in = torch.randn(*network_input_shape("audio", audio_cfg.shape, audio_cfg.kind),
+                           generator=gen)
+    faces_in = torch.randn(*network_input_shape("video", video_cfg.shape), generator=gen)
+    fusion_names = fusion_input_names(fusion_model)
+    source = 0 if FUSION_INPUTS[fusion_names] == LOGITS else 1
     with torch.no_grad():
-        fa = audio_model.eval()(spec_in)[1]
-        fv = video_model.eval()(faces_in)[1]
+        fa = audio_model.eval()(audio_in)[source]
+        fv = video_model.eval()(faces_in)[source]
     models = {}
     for role, model, example, in_names in (
-            ("audio", audio_model, [spec_in], [AUDIO_INPUT]),
+            ("audio", audio_model, [audio_in], [AUDIO_INPUTS[audio_cfg.kind]]),
             ("video", video_model, [faces_in], [VIDEO_INPUT]),
-            ("fusion", fusion_model, [fa, fv], [FUSION_AUDIO_INPUT, FUSION_VIDEO_INPUT])):
+            ("fusion", fusion_model, [fa, fv], list(fusion_names))):
         path = out_dir / f"{role}.onnx"
         outputs = export_onnx(model, example, in_names, [LOGITS, FEATURES], path)
         models[role] = ModelSpec(
