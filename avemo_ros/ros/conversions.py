@@ -4,6 +4,10 @@ Images become ``(H, W, 3)`` uint8 RGB arrays; audio becomes an :class:`AudioChun
 of ``(n, channels)`` float32 samples in ``[-1, 1]``. Audio handling works with both
 ``audio_common_msgs`` flavours by duck typing, so that package is imported only when
 a message type is asked for (:func:`load_audio_msg_types`).
+
+The message -> NumPy functions duck-type their input, so they take rclpy messages and
+messages deserialized by ``rosbags`` (whose ``uint8[]`` fields are NumPy arrays) alike,
+and work without ROS installed; building messages needs the rclpy message packages.
 """
 from __future__ import annotations
 
@@ -15,8 +19,12 @@ from typing import Any, Optional, Union
 
 import cv2
 import numpy as np
-from builtin_interfaces.msg import Time
-from sensor_msgs.msg import CompressedImage, Image
+
+try:  # rclpy message classes are needed to BUILD messages; reading works without them
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import CompressedImage, Image
+except ImportError:  # e.g. offline evaluation of rosbags-deserialized messages, no ROS installed
+    Time = CompressedImage = Image = None  # type: ignore[assignment,misc]
 
 __all__ = [
     "AUDIO_MSG_TYPES",
@@ -70,18 +78,24 @@ def stamp_to_ns(stamp: Any) -> int:
     raise ConversionError(f"not a time stamp: {type(stamp).__name__}")
 
 
+def _ros_class(cls: Any, name: str) -> Any:
+    if cls is None:
+        raise ConversionError(f"building a {name} message needs the ROS 2 Python message packages (rclpy)")
+    return cls
+
+
 def ns_to_stamp(ns: int) -> Time:
     """``builtin_interfaces/Time`` for integer nanoseconds (``sec`` must fit in int32)."""
     sec, nanosec = divmod(int(ns), _NS_PER_S)
     if not _INT32_MIN <= sec <= _INT32_MAX:
         raise ConversionError(f"time {ns} ns does not fit builtin_interfaces/Time (int32 seconds)")
-    return Time(sec=sec, nanosec=nanosec)
+    return _ros_class(Time, "builtin_interfaces/Time")(sec=sec, nanosec=nanosec)
 
 
 def _as_stamp(stamp: Any) -> Time:
     if isinstance(stamp, (int, np.integer)):
         return ns_to_stamp(int(stamp))
-    if isinstance(stamp, Time):
+    if Time is not None and isinstance(stamp, Time):
         return stamp
     return ns_to_stamp(stamp_to_ns(stamp))
 
@@ -264,7 +278,7 @@ def rgb_to_image(rgb: np.ndarray, stamp: StampLike, frame_id: str, encoding: str
             f"unsupported image encoding {encoding!r} (supported: {', '.join(IMAGE_ENCODINGS)})"
         )
     pixels = np.ascontiguousarray(pixels)
-    msg = Image()
+    msg = _ros_class(Image, "sensor_msgs/Image")()
     msg.header.stamp = _as_stamp(stamp)
     msg.header.frame_id = frame_id
     msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
@@ -313,7 +327,7 @@ def rgb_to_compressed(
     ok, encoded = cv2.imencode(_COMPRESSED_EXT[key], cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise ConversionError(f"cannot encode a {arr.shape[1]}x{arr.shape[0]} image as {fmt}")
-    msg = CompressedImage()
+    msg = _ros_class(CompressedImage, "sensor_msgs/CompressedImage")()
     msg.header.stamp = _as_stamp(stamp)
     msg.header.frame_id = frame_id
     msg.format = f"rgb8; {'jpeg' if key == 'jpg' else key} compressed bgr8"
