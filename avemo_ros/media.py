@@ -26,6 +26,10 @@ _H264_ENCODERS = ("libx264", "h264", "libopenh264")
 # Integer sample formats and the scale that maps them to [-1, 1].
 _INT_SCALES = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
+# Segment reads seek this far before the segment start: keyframe and audio packet
+# boundaries then lie before it, and decoding skips forward to the exact start.
+_SEEK_MARGIN_S = 1.0
+
 
 class MediaError(ValueError):
     """A media file is missing, unreadable or cannot be written."""
@@ -144,25 +148,169 @@ def _decode(container, want_video: bool,
     return frames, frame_times, audio, rate
 
 
-def read_media(path: PathLike, *, video: bool = True, audio: bool = True) -> MediaClip:
-    """Decode a media file into a :class:`MediaClip`.
+def _check_segment(start_s: Optional[float], end_s: Optional[float]) -> tuple[float, Optional[float]]:
+    start = 0.0 if start_s is None else float(start_s)
+    if not np.isfinite(start) or start < 0:
+        raise ValueError(f"segment start must be a finite time >= 0 s, got {start_s}")
+    if end_s is not None and not (np.isfinite(end_s) and end_s > start):
+        raise ValueError(f"segment end must be after its start ({start} s), got {end_s}")
+    return start, (None if end_s is None else float(end_s))
+
+
+def _audio_slice(x: np.ndarray, t_first: float, rate: int, start: float,
+                 end: Optional[float]) -> np.ndarray:
+    """Samples of one decoded audio frame (first sample at ``t_first``) inside [start, end)."""
+    lo = max(0, int(round((start - t_first) * rate)))
+    hi = x.shape[0] if end is None else min(x.shape[0], int(round((end - t_first) * rate)))
+    return x[lo:hi] if hi > lo else x[:0]
+
+
+def _decode_segment(container, want_video: bool, want_audio: bool, start: float,
+                    end: Optional[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Seek near ``start`` and decode [start, end) of the first video / audio stream.
+
+    Times are taken from the frames' presentation stamps (relative to the container's
+    start) and returned relative to ``start``; decoding stops once both streams passed
+    ``end``, so a short segment of a long file costs little.
+    """
+    vstream = container.streams.video[0] if want_video and container.streams.video else None
+    astream = container.streams.audio[0] if want_audio and container.streams.audio else None
+    streams = [s for s in (vstream, astream) if s is not None]
+    t0 = float(container.start_time) / av.time_base if container.start_time is not None else 0.0
+    seek_s = max(0.0, start - _SEEK_MARGIN_S)
+    if streams and seek_s > 0:
+        container.seek(int((t0 + seek_s) * av.time_base), backward=True, any_frame=False)
+    v_rate = float(vstream.average_rate or 0) if vstream is not None else 0.0
+    a_end = None  # true audio length (AAC pads its last frame)
+    if astream is not None and astream.duration is not None and astream.time_base is not None:
+        a_end = float(astream.duration * astream.time_base)
+    a_stop = end if a_end is None else (a_end if end is None else min(end, a_end))
+    images: list[np.ndarray] = []
+    times: list[float] = []
+    chunks: list[np.ndarray] = []
+    rate = int(astream.codec_context.sample_rate or 0) if astream is not None else 0
+    v_last = a_next = None  # running times for frames that carry no stamp
+    v_done, a_done = vstream is None, astream is None
+    for packet in container.demux(*streams):
+        for frame in packet.decode():
+            if packet.stream is vstream:
+                if v_last is None:
+                    fallback = seek_s
+                else:
+                    fallback = v_last + 1.0 / (v_rate or 30.0)
+                t = _frame_time(frame, t0 + fallback) - t0
+                v_last = t
+                if end is not None and t >= end:
+                    v_done = True
+                elif t >= start:
+                    images.append(frame.to_ndarray(format="rgb24"))
+                    times.append(t - start)
+            elif packet.stream is astream:
+                rate = int(frame.sample_rate)
+                t = _frame_time(frame, t0 + (seek_s if a_next is None else a_next)) - t0
+                x = _audio_frame_to_array(frame)
+                a_next = t + x.shape[0] / rate
+                if a_stop is not None and t >= a_stop:
+                    a_done = True
+                else:
+                    piece = _audio_slice(x, t, rate, start, a_stop)
+                    if piece.shape[0]:
+                        chunks.append(piece)
+        if v_done and a_done:
+            break
+    if images:
+        frames = np.stack(images)
+        frame_times = np.asarray(times, np.float64)
+        order = np.argsort(frame_times, kind="stable")
+        frames, frame_times = frames[order], frame_times[order]
+    else:
+        frames, frame_times = np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.float64)
+    if chunks:
+        audio = np.ascontiguousarray(np.concatenate(chunks, axis=0), dtype=np.float32)
+    else:
+        audio, rate = np.zeros((0, 1), np.float32), 0
+    if streams and not images and not chunks:
+        span = f"[{start:g}, {'end' if end is None else f'{end:g}'}) s"
+        raise MediaError(f"segment {span} holds no frames or samples "
+                         f"(file length {_container_seconds(container):.2f} s)")
+    return frames, frame_times, audio, rate
+
+
+def _container_seconds(container) -> float:
+    return float(container.duration) / av.time_base if container.duration else 0.0
+
+
+def read_media(path: PathLike, *, video: bool = True, audio: bool = True,
+               start_s: Optional[float] = None, end_s: Optional[float] = None) -> MediaClip:
+    """Decode a media file, or the time segment ``[start_s, end_s)`` of it, into a :class:`MediaClip`.
 
     Streams that are absent (or not requested) come back as empty arrays:
     frames ``(0, 0, 0, 3)``, audio ``(0, 1)`` with ``sample_rate`` 0.
-    Raises :class:`MediaError` for a missing or undecodable file.
+    With a segment (either bound given; ``end_s`` None: to the end of the file), the
+    decoder seeks near ``start_s``, keeps the frames and samples whose presentation time
+    lies in the segment, and frame times count from ``start_s`` (the first sample kept is
+    the one at ``start_s``). Raises :class:`MediaError` for a missing or undecodable file
+    or a segment outside it, ValueError for a segment that is not one.
     """
     path_str = os.fspath(path)
+    segment = start_s is not None or end_s is not None
+    if segment:
+        start, end = _check_segment(start_s, end_s)
     if not os.path.isfile(path_str):
         raise MediaError(f"media file not found: {path_str}")
     try:
         with av.open(path_str, mode="r") as container:
-            frames, times, samples, rate = _decode(container, video, audio)
-    except MediaError:
+            if segment:
+                frames, times, samples, rate = _decode_segment(container, video, audio, start, end)
+            else:
+                frames, times, samples, rate = _decode(container, video, audio)
+    except MediaError as exc:
+        if segment and path_str not in str(exc):
+            raise MediaError(f"{path_str}: {exc}") from exc
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
         raise MediaError(f"cannot decode media file {path_str}: {exc}") from exc
     return MediaClip(frames=frames, frame_times=times, audio=samples, sample_rate=rate,
                      path=path_str)
+
+
+Segment = tuple[Optional[float], Optional[float]]
+
+
+def read_av(video_path: Optional[PathLike], audio_path: Optional[PathLike], *,
+            video_segment: Optional[Segment] = None,
+            audio_segment: Optional[Segment] = None) -> MediaClip:
+    """Frames from ``video_path`` and audio from ``audio_path`` as one :class:`MediaClip`.
+
+    Either path may be None (that stream comes back empty) or both may name the same file.
+    Each segment ``(start_s, end_s)`` applies to its own file (None: the whole file), and
+    both streams' times count from their segment's start, so a video segment of a long
+    recording lines up with an audio file holding just that segment. ``path`` of the
+    result is the video path, or the audio path without video.
+    """
+    if video_path is None and audio_path is None:
+        raise ValueError("read_av needs a video path, an audio path or both")
+    vseg = video_segment or (None, None)
+    aseg = audio_segment or (None, None)
+    same = (video_path is not None and audio_path is not None
+            and os.fspath(video_path) == os.fspath(audio_path) and vseg == aseg)
+    if same:
+        return read_media(video_path, start_s=vseg[0], end_s=vseg[1])
+    vclip = aclip = None
+    if video_path is not None:
+        vclip = read_media(video_path, audio=False, start_s=vseg[0], end_s=vseg[1])
+        if len(vclip.frame_times) == 0:
+            raise MediaError(f"{os.fspath(video_path)}: no video stream")
+    if audio_path is not None:
+        aclip = read_media(audio_path, video=False, start_s=aseg[0], end_s=aseg[1])
+        if aclip.sample_rate == 0:
+            raise MediaError(f"{os.fspath(audio_path)}: no audio stream")
+    empty_frames = np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.float64)
+    frames, times = (vclip.frames, vclip.frame_times) if vclip is not None else empty_frames
+    samples, rate = (aclip.audio, aclip.sample_rate) if aclip is not None else (
+        np.zeros((0, 1), np.float32), 0)
+    return MediaClip(frames=frames, frame_times=times, audio=samples, sample_rate=rate,
+                     path=os.fspath(video_path if video_path is not None else audio_path))
 
 
 # ----------------------------------------------------------------------------- writing
