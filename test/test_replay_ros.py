@@ -216,3 +216,87 @@ def test_player_loops_until_loop_is_cleared(ros, tmp_path):
     # the camera stamps restart at each pass: the bag's header stamps are replayed as is
     stamps = [s for _, s in listener.cam]
     assert sum(1 for a, b in zip(stamps, stamps[1:]) if b < a) == passes - 1
+
+
+# ----------------------------------------------------------------------------- live vs offline
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = Path(__import__("os").environ.get("AVEMO_TEST_BUNDLE", ROOT / "data" / "models" / "synthetic"))
+DEMO = ROOT / "data" / "demo"
+
+
+def demo_clip_paths(tmp_path: Path, n: int = 4) -> list[Path]:
+    """Held-out synthetic clips (actor 20): data/demo after `make demo`, else rendered here."""
+    paths = sorted(DEMO.glob("*.mp4"))[:n]
+    if len(paths) < n:
+        from training.demo_clips import write_demo_clips
+
+        paths = write_demo_clips(tmp_path / "clips")[:n]
+    return paths
+
+
+def clips_to_bag(clips: list[Path], bag: Path, base_ns: int = BASE_NS, chunk_s: float = 0.032) -> float:
+    """Clips back to back as one camera + microphone bag with per-clip ground truth; seconds."""
+    from avemo_ros.bags import AudioStreamChunk, Frame, TruthSegment, write_bag
+    from avemo_ros.media import read_media
+
+    frames, chunks, truth, t0 = [], [], [], base_ns
+    for path in clips:
+        clip = read_media(path)
+        for t, rgb in zip(clip.frame_times, clip.frames):
+            frames.append(Frame(t0 + int(round(t * NS)), rgb))
+        step = int(round(chunk_s * clip.sample_rate))
+        for a in range(0, len(clip.audio) - step + 1, step):
+            chunks.append(AudioStreamChunk(t0 + int(round(a * NS / clip.sample_rate)),
+                                           clip.audio[a:a + step], clip.sample_rate))
+        span = int(round(min(clip.video_duration, clip.audio_duration) * NS))
+        truth.append(TruthSegment(path.name, t0, t0 + span, path.stem.rsplit("_", 1)[-1]))
+        t0 += span
+    write_bag(bag, frames, chunks, truth=truth)
+    return (t0 - base_ns) / NS
+
+
+@pytest.mark.skipif(not (BUNDLE / "manifest.json").is_file(),
+                    reason=f"no trained bundle at {BUNDLE}: run `make model` first")
+def test_live_replay_agrees_with_offline(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from avemo_ros.evaluation import agreement, read_windows_csv
+    from avemo_ros.offline import evaluate_bags
+    from avemo_ros.ros.harness import ros_env
+
+    hop = 0.5
+    bag = tmp_path / "demo_bag"
+    seconds = clips_to_bag(demo_clip_paths(tmp_path), bag)
+    offline = evaluate_bags([bag], BUNDLE, hop_s=hop, backend="onnxruntime")
+    out = tmp_path / "live"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "avemo_ros.ros.replay", str(bag), "--model-dir", str(BUNDLE),
+         "--out", str(out), "--rate", "1", "--sim-time", "--hop", str(hop),
+         "--backend", "onnxruntime"],
+        env=ros_env(), cwd=ROOT, capture_output=True, text=True, timeout=seconds + 90)
+    wall = time.monotonic() - t0
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "accuracy" in proc.stdout and "latency p50" in proc.stdout
+    live, labels = read_windows_csv(out / "windows.csv")
+    assert labels == offline.labels
+    report = json.loads((out / "report.json").read_text())
+    agree = agreement(live, offline.records)
+    offline_est = [r for r in offline.records if r.label is not None]
+    lat = report["latency_s"]
+    print(json.dumps({"offline_windows": len(offline.records), "live_windows": len(live),
+                      **{k: agree[k] for k in ("matched", "compared", "same_label", "agreement",
+                                               "probability_diff_mean")},
+                      "live_latency_ms_p50": lat["p50"] * 1e3, "live_latency_ms_p95": lat["p95"] * 1e3,
+                      "live_accuracy": report["metrics"]["accuracy"], "replay_wall_s": wall}))
+    assert agree["matched"] >= 0.9 * len(offline.records), (agree, log[-3000:])
+    assert agree["compared"] >= 0.9 * len(offline_est)
+    assert agree["agreement"] >= 0.95, agree
+    assert all(r.source == bag.name and r.truth is not None for r in live)
+    # latency on the sim clock: positive, below a window hop plus inference on a loaded machine
+    assert lat["n"] == len(live) and 0.0 < lat["p50"] < 2.0, lat
+    assert report["extra"]["sim_time"] is True
