@@ -62,7 +62,8 @@ def test_unknown_names_and_bad_inputs_are_refused_clearly():
     with pytest.raises(ValueError, match="roles: audio"):
         build_network("text", "seed002_mlp", N_CLASSES)
     net = build_network("audio", "seed001_cnn_rnn", N_CLASSES)
-    with pytest.raises(ValueError, match=r"seed001_cnn_rnn: expected input of shape \(B, 1, 200, 300\)"):
+    with pytest.raises(ValueError, match=r"seed001_cnn_rnn: expected input of shape "
+                                         r"\(B, 1, 200, 300\)"):
         net(torch.zeros(1, 1, 200, 299))
     with pytest.raises(ValueError, match="at least 4 time frames"):
         build_network("audio", "seed003_1dcnn", N_CLASSES, (180, 3))
@@ -89,16 +90,17 @@ def test_default_shapes(role, name):
     shapes, feature_dim = DEFAULTS[name]
     assert [tuple(x.shape[1:]) for x in inputs] == shapes
     with torch.no_grad():
-        logits, feats = net(*inputs)
+        out = net(*inputs)
+    logits, feats = out[:2]  # the joint network returns more after these two
     assert logits.shape == (2, N_CLASSES) and feats.shape == (2, feature_dim)
     assert net.feature_dim == feature_dim
 
 
 def forward_loss(net, inputs, y):
+    out = net(*inputs)
     if isinstance(net, JointCnnRnn3dCnn):
-        out = net.forward_joint(*inputs)
         return out.logits, joint_loss(out, y)
-    logits, _ = net(*inputs)
+    logits, _ = out
     return logits, torch.nn.functional.cross_entropy(logits, y)
 
 
@@ -128,7 +130,7 @@ def test_overfits_a_tiny_batch(role, name):
         if step % 5 == 4:
             net.eval()
             with torch.no_grad():
-                logits, _ = net(*inputs)
+                logits = net(*inputs)[0]
             if (logits.argmax(1) == y).all():
                 break
     else:
@@ -190,15 +192,14 @@ def test_joint_parts_reproduce_the_joint_forward():
     net = small("fusion", "seed000_joint").eval()
     audio, video = net.example_inputs(3)
     with torch.no_grad():
-        logits, feats = net(audio, video)
+        out = net(audio, video)
         la, fa = net.audio_net(audio)
         lv, fv = net.video_net(video)
         lf, ff = net.fusion_net(fa, fv)
-        out = net.forward_joint(audio, video)
-    torch.testing.assert_close(lf, logits)
-    torch.testing.assert_close(ff, feats)
-    torch.testing.assert_close(out.audio_logits, la)
-    torch.testing.assert_close(out.video_logits, lv)
+    for got, want in ((out.logits, lf), (out.features, ff), (out.audio_logits, la),
+                      (out.audio_features, fa), (out.video_logits, lv), (out.video_features, fv)):
+        torch.testing.assert_close(got, want)
+    assert out[0] is out.logits and out[1] is out.features
     assert net.audio_net.architecture == "seed001_cnn_rnn"
     assert net.video_net.architecture == "avemo_3dcnn"
     assert net.fusion_net.architecture == "seed000_joint"
@@ -207,10 +208,12 @@ def test_joint_parts_reproduce_the_joint_forward():
 
 def test_joint_loss_trains_the_branch_heads_too():
     net = small("fusion", "seed000_joint").train()
-    out = net.forward_joint(*net.example_inputs(4))
+    out = net(*net.example_inputs(4))
     y = torch.arange(4) % N_CLASSES
     fused_only = joint_loss(out, y, aux_weight=0.0)
     torch.testing.assert_close(fused_only, torch.nn.functional.cross_entropy(out.logits, y))
     joint_loss(out, y).backward()
     assert net.audio_net.classifier.weight.grad.abs().sum() > 0
     assert net.video_net.classifier.weight.grad.abs().sum() > 0
+    with pytest.raises(TypeError, match="JointOutput"):
+        joint_loss((out.logits, out.features), y)

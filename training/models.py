@@ -232,8 +232,8 @@ class AudioMlp(_Network):
         self.input_shape = tuple(input_shape or type(self).input_shape)
         self.feature_dim = feature_dim
         (d,) = self.input_shape
-        self.net = nn.Sequential(_InputNorm(d), nn.Linear(d, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, feature_dim), nn.ReLU())
+        self.net = nn.Sequential(_InputNorm(d), nn.Linear(d, hidden), nn.ReLU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden, feature_dim), nn.ReLU())
         self.classifier = nn.Linear(feature_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -277,8 +277,8 @@ class Video3dCnn(_Network):
             *block(16, 32), nn.MaxPool3d(2),
             *block(32, 32), nn.AdaptiveAvgPool3d((1, 4, 7)),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * 28, feature_dim),
-                                  nn.ReLU())
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(32 * 28, feature_dim), nn.ReLU())
         self.classifier = nn.Linear(feature_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -293,7 +293,7 @@ class Seed003Video3dCnn(_Network):
     Conv3d 16, 16 (3x3x3, ReLU), max-pool 2, Conv3d 32, 32 (3x3x3, ReLU), max-pool 2,
     flatten, Dense 64 + ReLU (the features), Dense n_classes. Where the seed is silent:
     "valid" padding, the pools after the second and fourth convolutions, and Dropout 0.3
-    before the dense layer (training only). About 1 GMAC per stack.
+    before the dense layer (training only). About 1.4 GMAC per stack.
     """
 
     architecture = "seed003_3dcnn"
@@ -464,7 +464,8 @@ def fit_late_fusion_weight(p_audio: np.ndarray, p_video: np.ndarray, y: np.ndarr
 
 
 class JointOutput(NamedTuple):
-    """Everything the joint network computes: fused and per-branch logits and features."""
+    """Everything the joint network computes: the fused (logits, features) first, then
+    each branch's logits and features."""
 
     logits: torch.Tensor
     features: torch.Tensor
@@ -480,10 +481,12 @@ class JointCnnRnn3dCnn(nn.Module):
     ``audio_net`` (default seed001_cnn_rnn), ``video_net`` (default avemo_3dcnn: seed 000
     gives no 3D-CNN table) and ``fusion_net`` (concat + Dense 128, the seed003 head; seed
     000 does not say how it fuses), each following the ``(logits, features)`` convention,
-    so they export as three graphs. ``forward`` gives the fused ``(logits, features)``;
-    train with :meth:`forward_joint` and :func:`joint_loss`, which also trains each
-    branch's own classifier so that a window with one modality still has a head.
-    ``input_shape`` is ``(audio_shape, video_shape)``.
+    so they export as three graphs (the joint module itself is not exported). ``forward``
+    returns a :class:`JointOutput`, a tuple whose first two items are the fused
+    ``(logits, features)`` followed by each branch's; train it with :func:`joint_loss`
+    (e.g. as the trainer's ``loss_fn``), which also trains each branch's own classifier so
+    that a window with one modality still has a head. ``input_shape`` is
+    ``(audio_shape, video_shape)``.
     """
 
     architecture = "seed000_joint"
@@ -510,21 +513,20 @@ class JointCnnRnn3dCnn(nn.Module):
         return (*self.audio_net.example_inputs(batch, generator),
                 *self.video_net.example_inputs(batch, generator))
 
-    def forward_joint(self, audio: torch.Tensor, video: torch.Tensor) -> JointOutput:
-        """Fused and per-branch outputs (for :func:`joint_loss`)."""
+    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> JointOutput:
         la, fa = self.audio_net(audio)
         lv, fv = self.video_net(video)
         logits, feats = self.fusion_net(fa, fv)
         return JointOutput(logits, feats, la, fa, lv, fv)
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.forward_joint(audio, video)
-        return out.logits, out.features
-
 
 def joint_loss(outputs: JointOutput, y: torch.Tensor, aux_weight: float = 0.5,
                class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy of the fused logits plus ``aux_weight`` times that of each branch."""
+    """Cross-entropy of the fused logits plus ``aux_weight`` times that of each branch
+    (the seed000_joint network's training loss)."""
+    if not isinstance(outputs, JointOutput):
+        raise TypeError(f"joint_loss needs the JointOutput of a {JointCnnRnn3dCnn.architecture} "
+                        f"network, got {type(outputs).__name__}")
     ce = nn.functional.cross_entropy
     fused = ce(outputs.logits, y, weight=class_weights)
     aux = ce(outputs.audio_logits, y, weight=class_weights) + ce(outputs.video_logits, y,
