@@ -41,7 +41,7 @@ def export_onnx(model: torch.nn.Module, example: Sequence[torch.Tensor], input_n
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     with torch.no_grad():
         ref = [t.numpy() for t in model(*example)]
-    got = OnnxRuntimeBackend(path).run({n: t.numpy() for n, t in zip(input_names, example)})
+    got = OnnxRuntimeBackend(path, use_cuda=False).run({n: t.numpy() for n, t in zip(input_names, example)})
     for name, r in zip(output_names, ref):
         err = float(np.max(np.abs(got[name] - r)))
         if err > atol:
