@@ -1,4 +1,4 @@
-"""Training pieces: RAVDESS names, feature extraction through the node's code, the seed
+"""Training pieces: feature extraction through the node's code, the seed
 networks (shapes, a tiny batch overfitted), export parity."""
 import numpy as np
 import pytest
@@ -8,21 +8,11 @@ torch = pytest.importorskip("torch")
 from avemo_ros.audio_features import AudioFeatureConfig  # noqa: E402
 from avemo_ros.face_frames import VideoFeatureConfig  # noqa: E402
 from avemo_ros.media import write_media  # noqa: E402
+from training.datasets import RavdessDataset  # noqa: E402
 from training.features import extract_features  # noqa: E402
 from training.models import AudioCnnRnn, IntermediateFusion, Video3dCnn  # noqa: E402
-from training.ravdess import list_clips, parse_ravdess_name  # noqa: E402
 from training.synthetic import render_clip  # noqa: E402
 from training.trainer import TrainConfig, predict, train_classifier  # noqa: E402
-
-
-def test_ravdess_names():
-    n = parse_ravdess_name("Actor_12/01-01-03-02-01-02-12.mp4")
-    assert (n.modality, n.emotion, n.intensity, n.statement, n.repetition, n.actor) == (1, 3, 2, 1, 2, 12)
-    assert n.label == "happy"
-    assert parse_ravdess_name("03-01-03-02-01-02-12.wav").utterance == n.utterance
-    for bad in ("01-01-09-01-01-01-01.mp4", "01-01-03.mp4", "a-b-c-d-e-f-g.mp4"):
-        with pytest.raises(ValueError):
-            parse_ravdess_name(bad)
 
 
 def test_features_come_from_the_node_pipeline(tmp_path):
@@ -31,16 +21,23 @@ def test_features_come_from_the_node_pipeline(tmp_path):
     for emotion, code in (("happy", 3), ("sad", 4)):
         frames, audio, rate = render_clip(emotion, 1, duration_s=3.6)
         write_media(root / f"01-01-0{code}-01-01-01-01.mp4", frames, 30.0, audio, rate)
-    clips = list_clips(tmp_path / "ds")
-    assert [n.label for _, n in clips] == ["happy", "sad"]
-    fs = extract_features([p for p, _ in clips], [2, 3], [1, 1], audio_cfg=AudioFeatureConfig(),
+    ds = RavdessDataset(tmp_path / "ds")
+    clips = ds.clips()
+    assert [c.label for c in clips] == ["happy", "sad"]
+    fs = extract_features(clips, ds.labels, audio_cfg=AudioFeatureConfig(),
                           video_cfg=VideoFeatureConfig(), hop_s=0.5, cache_dir=tmp_path / "c",
                           workers=1)
-    assert fs.spectrograms.shape == (4, 200, 300) and fs.faces.shape == (4, 20, 100, 60)
+    assert fs.audio.shape == (4, 200, 300) and fs.video.shape == (4, 20, 100, 60)
     assert fs.has_audio.all() and fs.has_face.all() and list(fs.clip) == [0, 0, 1, 1]
-    cached = extract_features([p for p, _ in clips], [2, 3], [1, 1], audio_cfg=AudioFeatureConfig(),
+    assert list(fs.labels) == [2, 2, 3, 3] and list(fs.groups) == [1, 1, 1, 1]
+    assert list(fs.start) == [0.0, 0.5, 0.0, 0.5]
+    # Each clip's face boxes are its own: the second clip alone gives the same features.
+    alone = extract_features(clips[1:], ds.labels, audio_cfg=AudioFeatureConfig(),
+                             video_cfg=VideoFeatureConfig(), hop_s=0.5, workers=1)
+    np.testing.assert_array_equal(alone.video, fs.video[2:])
+    cached = extract_features(clips, ds.labels, audio_cfg=AudioFeatureConfig(),
                               video_cfg=VideoFeatureConfig(), hop_s=0.5, cache_dir=tmp_path / "c")
-    np.testing.assert_array_equal(cached.faces, fs.faces)
+    np.testing.assert_array_equal(cached.video, fs.video)
 
 
 @pytest.mark.parametrize("model,shape", [

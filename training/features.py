@@ -1,17 +1,25 @@
 """Feature extraction for training: every clip through the node's own window + feature code.
 
-Features are cached in an ``.npz`` keyed by the preprocessing parameters and the clip
-list, so changing either re-extracts and nothing stale is ever trained on.
+Each clip is decoded (only its segment), cut into windows by ``windows_from_media`` and
+turned into network inputs by ``FeatureExtractor``, exactly as the nodes do. Results are
+cached one file per clip under ``<cache_dir>/features-<hash of the preprocessing>/``;
+a file's name carries a hash of the clip's identity (paths, sizes, modification times,
+segment), so changed parameters or media miss the cache, an interrupted extraction
+resumes where it stopped, and new clips are the only ones extracted. Labels, groups and
+the clip order come from the clip list at load time, never from the cache.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import os
+import re
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -19,92 +27,292 @@ from tqdm import tqdm
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.estimator import FeatureExtractor
 from avemo_ros.face_frames import VideoFeatureConfig
-from avemo_ros.media import read_media
-from avemo_ros.window import windows_from_media
+from avemo_ros.media import MediaClip, MediaError
+from avemo_ros.window import NS, windows_from_media
+
+from .datasets import Clip, read_clip
 
 log = logging.getLogger(__name__)
+
+#: Bump when the meaning of cached features changes without a parameter changing.
+CACHE_VERSION = 2
 
 
 @dataclass
 class FeatureSet:
     """Per-window network inputs and metadata (N windows)."""
 
-    spectrograms: np.ndarray  # (N, bins, frames) float16
-    faces: np.ndarray  # (N, n_frames, H, W) float16
+    audio: np.ndarray  # (N, *audio_cfg.shape) float16 audio features (zeros without audio)
+    video: np.ndarray  # (N, *video_cfg.shape) float16 face stacks (zeros without a face)
     has_audio: np.ndarray  # (N,) bool
     has_face: np.ndarray  # (N,) bool
-    labels: np.ndarray  # (N,) int64 index into the label set
-    groups: np.ndarray  # (N,) int64 speaker / actor id (splits are by group only)
-    clip: np.ndarray  # (N,) int64 index of the source clip
+    labels: np.ndarray  # (N,) int64 index into the dataset's labels
+    groups: np.ndarray  # (N,) int64 actor / session (splits are by group only)
+    clip: np.ndarray  # (N,) int64 index into the clip list
+    start: np.ndarray  # (N,) float64 window start, seconds from the clip's (segment's) start
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
     def subset(self, mask: np.ndarray) -> "FeatureSet":
-        return FeatureSet(**{k: v[mask] for k, v in vars(self).items()})
+        """The windows selected by a boolean mask or an index array."""
+        return FeatureSet(**{f.name: getattr(self, f.name)[mask] for f in fields(self)})
 
 
-def _clip_features(args) -> list[tuple[np.ndarray, np.ndarray, bool, bool]]:
-    path, audio_cfg, video_cfg, hop_s = args
-    extractor = _worker_extractor(audio_cfg, video_cfg)
-    clip = read_media(path)
-    windows = windows_from_media(clip.frames, clip.frame_times, clip.audio, clip.sample_rate,
-                                 window_s=audio_cfg.window_s, hop_s=hop_s,
+@dataclass
+class ClipWindows:
+    """The windows of one clip (n windows)."""
+
+    audio: np.ndarray  # (n, *audio shape) float16
+    video: np.ndarray  # (n, *video shape) float16
+    has_audio: np.ndarray  # (n,) bool
+    has_face: np.ndarray  # (n,) bool
+    start: np.ndarray  # (n,) float64 seconds
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+def _pad_to_window(media: MediaClip, window_s: float) -> MediaClip:
+    """A clip shorter than one window, extended to one: silence after its audio, its
+    last frame held until the window's end (what a live window around the utterance
+    would hold, minus the background)."""
+    a_end = media.audio_duration
+    v_end = float(media.frame_times[-1]) if len(media.frame_times) else 0.0
+    if max(a_end, v_end) >= window_s:
+        return media
+    audio, frames, times = media.audio, media.frames, media.frame_times
+    if media.sample_rate > 0 and audio.shape[0]:
+        n = int(np.ceil(window_s * media.sample_rate))
+        audio = np.concatenate([audio, np.zeros((n - audio.shape[0], audio.shape[1]), audio.dtype)])
+    if len(times):
+        frames = np.concatenate([frames, frames[-1:]])
+        times = np.append(times, window_s)
+    return MediaClip(frames=frames, frame_times=times, audio=audio,
+                     sample_rate=media.sample_rate, path=media.path)
+
+
+def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
+                 hop_s: float, pad_short: bool = True) -> ClipWindows:
+    """Decode one clip and compute the features of each of its windows.
+
+    A clip without video gives windows with ``has_face`` False, one without audio
+    windows with ``has_audio`` False; ``pad_short`` extends a clip shorter than one
+    window to one window (else it has none). Raises MediaError when it cannot be read.
+    """
+    media = read_clip(clip)
+    if pad_short:
+        media = _pad_to_window(media, audio_cfg.window_s)
+    windows = windows_from_media(media.frames, media.frame_times, media.audio,
+                                 media.sample_rate, window_s=audio_cfg.window_s, hop_s=hop_s,
                                  n_frames=video_cfg.n_frames)
-    out = []
-    for w in windows:
+    # A fresh extractor per clip: its face-box cache is keyed on frame stamps, which
+    # restart at 0 in every clip.
+    extractor = FeatureExtractor(audio_cfg, video_cfg)
+    n = len(windows)
+    out = ClipWindows(audio=np.zeros((n, *audio_cfg.shape), np.float16),
+                      video=np.zeros((n, *video_cfg.shape), np.float16),
+                      has_audio=np.zeros(n, bool), has_face=np.zeros(n, bool),
+                      start=np.array([w.start_ns / NS for w in windows], np.float64))
+    for i, w in enumerate(windows):
         f = extractor.features(w)
-        spec = f.audio if f.audio is not None else np.zeros(audio_cfg.shape, np.float32)
-        faces = f.faces.frames if f.faces.frames is not None else np.zeros(video_cfg.shape, np.float32)
-        out.append((spec.astype(np.float16), faces.astype(np.float16),
-                    f.audio is not None, f.faces.face_found))
+        if f.audio is not None:
+            out.audio[i] = f.audio
+            out.has_audio[i] = True
+        if f.faces.frames is not None:
+            out.video[i] = f.faces.frames
+            out.has_face[i] = f.faces.face_found
     return out
 
 
-_EXTRACTOR: dict = {}
+def preprocessing_key(audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
+                      hop_s: float, pad_short: bool = True) -> str:
+    """Hash of everything that shapes a clip's features besides the clip itself."""
+    params = _params(audio_cfg, video_cfg, hop_s, pad_short)
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _worker_extractor(audio_cfg, video_cfg) -> FeatureExtractor:
-    key = (audio_cfg, video_cfg)
-    if key not in _EXTRACTOR:
-        _EXTRACTOR[key] = FeatureExtractor(audio_cfg, video_cfg)
-    return _EXTRACTOR[key]
+def _params(audio_cfg, video_cfg, hop_s, pad_short) -> dict:
+    return {"version": CACHE_VERSION, "audio": audio_cfg.to_dict(), "video": video_cfg.to_dict(),
+            "hop_s": float(hop_s), "pad_short": bool(pad_short)}
 
 
-def cache_key(paths: Sequence[Path], audio_cfg: AudioFeatureConfig,
-              video_cfg: VideoFeatureConfig, hop_s: float) -> str:
-    """Hash of the preprocessing parameters and the clip list (names and sizes)."""
-    h = hashlib.sha256(json.dumps([audio_cfg.to_dict(), video_cfg.to_dict(), hop_s]).encode())
-    for p in paths:
-        h.update(f"{Path(p).name}:{Path(p).stat().st_size}".encode())
-    return h.hexdigest()[:16]
+def clip_key(clip: Clip) -> str:
+    """Hash of a clip's identity: its files (absolute path, size, modification time)
+    and segment. OSError when a file is missing."""
+    parts = []
+    for path in (clip.video_path, clip.audio_path):
+        if path is None:
+            parts.append(None)
+        else:
+            st = os.stat(path)
+            parts.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+    parts += [clip.start_s, clip.end_s]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-def extract_features(paths: Sequence[Path], labels: Sequence[int], groups: Sequence[int], *,
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+class FeatureCache:
+    """One ``.npz`` per clip under ``root/features-<preprocessing hash>/``."""
+
+    def __init__(self, root: os.PathLike | str, audio_cfg: AudioFeatureConfig,
+                 video_cfg: VideoFeatureConfig, hop_s: float, pad_short: bool = True):
+        key = preprocessing_key(audio_cfg, video_cfg, hop_s, pad_short)
+        self.directory = Path(root) / f"features-{key}"
+        self._params = _params(audio_cfg, video_cfg, hop_s, pad_short)
+        self._shapes = (tuple(audio_cfg.shape), tuple(video_cfg.shape))
+
+    def path(self, clip: Clip) -> Path:
+        """Where the clip's windows are (or would be) cached; OSError for a missing file."""
+        return self.directory / f"{_UNSAFE.sub('_', clip.id)[:80]}-{clip_key(clip)}.npz"
+
+    def load(self, clip: Clip) -> Optional[ClipWindows]:
+        """The cached windows of a clip, or None (not cached, or an unreadable file,
+        which is removed)."""
+        path = self.path(clip)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as z:
+                cw = ClipWindows(**{f.name: z[f.name] for f in fields(ClipWindows)})
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            log.warning("unreadable feature cache %s (%s): extracting again", path, e)
+            path.unlink(missing_ok=True)
+            return None
+        if (cw.audio.shape[1:], cw.video.shape[1:]) != self._shapes:
+            log.warning("feature cache %s has shapes %s, expected %s: extracting again", path,
+                        (cw.audio.shape[1:], cw.video.shape[1:]), self._shapes)
+            return None
+        return cw
+
+    def save(self, clip: Clip, windows: ClipWindows) -> Path:
+        """Write atomically (a reader never sees half a file)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        params = self.directory / "params.json"
+        if not params.is_file():
+            _atomic_write(params, json.dumps(self._params, indent=2).encode())
+        path = self.path(clip)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **vars(windows))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _extract_job(args) -> tuple[int, Optional[ClipWindows], Optional[str]]:
+    """Worker: (index, windows or None, error or None); caches the windows when asked."""
+    i, clip, audio_cfg, video_cfg, hop_s, pad_short, cache_root = args
+    try:
+        windows = clip_windows(clip, audio_cfg, video_cfg, hop_s, pad_short)
+    except (MediaError, OSError, ValueError) as e:
+        return i, None, str(e)
+    if cache_root is not None:
+        try:
+            FeatureCache(cache_root, audio_cfg, video_cfg, hop_s, pad_short).save(clip, windows)
+        except OSError as e:
+            log.warning("cannot cache the features of %s: %s", clip.id, e)
+    return i, windows, None
+
+
+def _init_worker() -> None:
+    import cv2
+    cv2.setNumThreads(1)  # one clip per process; OpenCV's own threads would oversubscribe
+
+
+def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
                      audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
-                     hop_s: float = 0.5, cache_dir: Path | None = None, workers: int = 2
+                     hop_s: float = 0.5, cache_dir: os.PathLike | str | None = None,
+                     workers: int = 2, pad_short: bool = True, progress: bool = True
                      ) -> FeatureSet:
-    """Windows of every clip -> FeatureSet, from the cache when it is there."""
+    """Windows of every clip -> FeatureSet, from the cache where it has them.
+
+    ``labels``: the dataset's ordered label list (``FeatureSet.labels`` indexes it).
+    ``workers`` > 1 extracts in that many processes; clips that cannot be read are
+    logged and left out (and tried again next time); ValueError when no clip gives a
+    window.
+    """
+    label_index = {lbl: k for k, lbl in enumerate(labels)}
+    unknown = sorted({c.label for c in clips} - set(label_index))
+    if unknown:
+        raise ValueError(f"clip labels {unknown} are not in the label list {list(labels)}")
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"features-{cache_key(paths, audio_cfg, video_cfg, hop_s)}.npz"
-        if cache.is_file():
-            log.info("features from cache %s", cache)
-            with np.load(cache) as z:
-                return FeatureSet(**{k: z[k] for k in z.files})
-    jobs = [(p, audio_cfg, video_cfg, hop_s) for p in paths]
-    rows: list = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(_clip_features, jobs, chunksize=4)
-        for i, windows in enumerate(tqdm(results, total=len(jobs), desc="features", unit="clip")):
-            rows.extend((i, w) for w in windows)
-    fs = FeatureSet(
-        spectrograms=np.stack([w[0] for _, w in rows]),
-        faces=np.stack([w[1] for _, w in rows]),
-        has_audio=np.array([w[2] for _, w in rows]),
-        has_face=np.array([w[3] for _, w in rows]),
-        labels=np.array([labels[i] for i, _ in rows], dtype=np.int64),
-        groups=np.array([groups[i] for i, _ in rows], dtype=np.int64),
-        clip=np.array([i for i, _ in rows], dtype=np.int64))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **vars(fs))
-        log.info("features cached in %s", cache)
-    return fs
+        cache = FeatureCache(cache_dir, audio_cfg, video_cfg, hop_s, pad_short)
+    results: dict[int, ClipWindows] = {}
+    errors: dict[int, str] = {}
+    todo = []
+    for i, clip in enumerate(clips):
+        if cache is not None:
+            try:
+                cached = cache.load(clip)
+            except OSError as e:
+                errors[i] = str(e)
+                continue
+            if cached is not None:
+                results[i] = cached
+                continue
+        todo.append(i)
+    log.info("features of %d clips: %d from the cache%s, %d to extract", len(clips), len(results),
+             f" {cache.directory}" if cache is not None else "", len(todo))
+    jobs = [(i, clips[i], audio_cfg, video_cfg, hop_s, pad_short,
+             str(cache_dir) if cache is not None else None) for i in todo]
+    bar = tqdm(total=len(clips), initial=len(results), desc="features", unit="clip",
+               disable=not progress or not todo)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            outputs = map(_extract_job, jobs)
+            for i, windows, error in outputs:
+                _collect(i, windows, error, results, errors)
+                bar.update(1)
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+                futures = [pool.submit(_extract_job, job) for job in jobs]
+                for fut in as_completed(futures):
+                    _collect(*fut.result(), results, errors)
+                    bar.update(1)
+    finally:
+        bar.close()
+    for i, error in sorted(errors.items()):
+        log.warning("clip %s left out: %s", clips[i].id, error)
+    empty = [clips[i].id for i, w in results.items() if len(w) == 0]
+    if empty:
+        log.warning("%d clips gave no window (shorter than %.1f s): %s", len(empty),
+                    audio_cfg.window_s, empty[:10])
+    if errors:
+        log.warning("%d of %d clips could not be read", len(errors), len(clips))
+    order = sorted(i for i, w in results.items() if len(w))
+    if not order:
+        raise ValueError(f"no windows from {len(clips)} clips ({len(errors)} unreadable, "
+                         f"{len(empty)} too short)")
+    per = [results[i] for i in order]
+    counts = [len(w) for w in per]
+    return FeatureSet(
+        audio=np.concatenate([w.audio for w in per]),
+        video=np.concatenate([w.video for w in per]),
+        has_audio=np.concatenate([w.has_audio for w in per]),
+        has_face=np.concatenate([w.has_face for w in per]),
+        labels=np.repeat([label_index[clips[i].label] for i in order], counts).astype(np.int64),
+        groups=np.repeat([clips[i].group for i in order], counts).astype(np.int64),
+        clip=np.repeat(order, counts).astype(np.int64),
+        start=np.concatenate([w.start for w in per]))
+
+
+def _collect(i: int, windows: Optional[ClipWindows], error: Optional[str],
+             results: dict, errors: dict) -> None:
+    if windows is None:
+        errors[i] = error or "unknown error"
+    else:
+        results[i] = windows

@@ -19,13 +19,11 @@ import torch
 
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.face_frames import VideoFeatureConfig
-from avemo_ros.labels import RAVDESS_LABELS
 
-from . import synthetic
+from .datasets import SyntheticDataset
 from .export import write_bundle
 from .features import FeatureSet, extract_features
 from .models import AudioCnnRnn, IntermediateFusion, Video3dCnn, jitter
-from .ravdess import list_clips
 from .trainer import TrainConfig, predict, seed_everything, train_classifier
 
 log = logging.getLogger("training.quickstart")
@@ -40,8 +38,8 @@ def split_by_actor(groups: np.ndarray, test_actors: list[int], val_actors: list[
 
 def evaluate(audio_model, video_model, fusion_model, fs: FeatureSet) -> dict:
     """Held-out accuracies: each modality alone, and the runtime's fused decision."""
-    la, fa = predict(audio_model, [fs.spectrograms])
-    lv, fv = predict(video_model, [fs.faces])
+    la, fa = predict(audio_model, [fs.audio])
+    lv, fv = predict(video_model, [fs.video])
     lf, _ = predict(fusion_model, [fa, fv])
     y = fs.labels
     both = fs.has_audio & fs.has_face
@@ -74,17 +72,12 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, args.workers))
     t_start = time.perf_counter()
 
-    synthetic.generate_dataset(args.data, actors=range(1, args.actors + 1), seed=args.seed,
-                               repetitions=args.repetitions, workers=args.workers)
-    clips = [(p, n) for p, n in list_clips(args.data, modality=1)
-             if n.actor <= args.actors and n.repetition <= args.repetitions]
-    if not clips:
-        log.error("no RAVDESS audio-video clips under %s", args.data)
-        return 1
-    labels = list(RAVDESS_LABELS)
+    dataset = SyntheticDataset(args.data, actors=args.actors, repetitions=args.repetitions,
+                               seed=args.seed, workers=args.workers)
+    clips = dataset.clips()
+    labels = list(dataset.labels)
     audio_cfg, video_cfg = AudioFeatureConfig(), VideoFeatureConfig()
-    fs = extract_features([p for p, _ in clips], [labels.index(n.label) for _, n in clips],
-                          [n.actor for _, n in clips], audio_cfg=audio_cfg, video_cfg=video_cfg,
+    fs = extract_features(clips, labels, audio_cfg=audio_cfg, video_cfg=video_cfg,
                           hop_s=args.hop, cache_dir=args.cache, workers=args.workers)
     t_feat = time.perf_counter()
     train, val, test = split_by_actor(fs.groups, args.test_actors, args.val_actors)
@@ -96,20 +89,20 @@ def main(argv=None) -> int:
     seed_everything(args.seed)
     audio_model = AudioCnnRnn(nc, audio_cfg.shape)
     m_tr, m_va = train & fs.has_audio, val & fs.has_audio
-    res_a = train_classifier(audio_model, [fs.spectrograms[m_tr][:, None]], fs.labels[m_tr],
-                             [fs.spectrograms[m_va][:, None]], fs.labels[m_va], nc, cfg, "audio",
+    res_a = train_classifier(audio_model, [fs.audio[m_tr][:, None]], fs.labels[m_tr],
+                             [fs.audio[m_va][:, None]], fs.labels[m_va], nc, cfg, "audio",
                              groups=fs.clip[m_tr])
     video_model = Video3dCnn(nc)
     m_tr, m_va = train & fs.has_face, val & fs.has_face
     video_cfg_train = TrainConfig(epochs=3 * args.epochs, lr=3e-3, patience=3 * args.epochs,
                                   cosine=True, seed=args.seed)
-    res_v = train_classifier(video_model, [fs.faces[m_tr][:, None]], fs.labels[m_tr],
-                             [fs.faces[m_va][:, None]], fs.labels[m_va], nc, video_cfg_train,
+    res_v = train_classifier(video_model, [fs.video[m_tr][:, None]], fs.labels[m_tr],
+                             [fs.video[m_va][:, None]], fs.labels[m_va], nc, video_cfg_train,
                              "video", augment=jitter, groups=fs.clip[m_tr])
     # Fusion on the frozen penultimate features of both networks.
     both = fs.has_audio & fs.has_face
-    _, fa = predict(audio_model, [fs.spectrograms[:, None]])
-    _, fv = predict(video_model, [fs.faces[:, None]])
+    _, fa = predict(audio_model, [fs.audio[:, None]])
+    _, fv = predict(video_model, [fs.video[:, None]])
     fusion_model = IntermediateFusion(nc, fa.shape[1], fv.shape[1])
     m_tr, m_va = train & both, val & both
     res_f = train_classifier(fusion_model, [fa[m_tr], fv[m_tr]], fs.labels[m_tr],
@@ -119,8 +112,8 @@ def main(argv=None) -> int:
     t_train = time.perf_counter()
 
     test_fs = fs.subset(test)
-    test_fs.spectrograms = test_fs.spectrograms[:, None]
-    test_fs.faces = test_fs.faces[:, None]
+    test_fs.audio = test_fs.audio[:, None]
+    test_fs.video = test_fs.video[:, None]
     metrics = evaluate(audio_model, video_model, fusion_model, test_fs)
     log.info("held-out actors %s accuracy: audio %.3f video %.3f fusion %.3f", args.test_actors,
              metrics["audio"], metrics["video"], metrics["fusion"])
