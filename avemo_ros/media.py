@@ -148,7 +148,8 @@ def _decode(container, want_video: bool,
     return frames, frame_times, audio, rate
 
 
-def _check_segment(start_s: Optional[float], end_s: Optional[float]) -> tuple[float, Optional[float]]:
+def _check_segment(start_s: Optional[float],
+                   end_s: Optional[float]) -> tuple[float, Optional[float]]:
     start = 0.0 if start_s is None else float(start_s)
     if not np.isfinite(start) or start < 0:
         raise ValueError(f"segment start must be a finite time >= 0 s, got {start_s}")
@@ -242,7 +243,7 @@ def _container_seconds(container) -> float:
 
 def read_media(path: PathLike, *, video: bool = True, audio: bool = True,
                start_s: Optional[float] = None, end_s: Optional[float] = None) -> MediaClip:
-    """Decode a media file, or the time segment ``[start_s, end_s)`` of it, into a :class:`MediaClip`.
+    """Decode a media file, or its time segment ``[start_s, end_s)``, into a :class:`MediaClip`.
 
     Streams that are absent (or not requested) come back as empty arrays:
     frames ``(0, 0, 0, 3)``, audio ``(0, 1)`` with ``sample_rate`` 0.
