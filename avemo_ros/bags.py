@@ -24,6 +24,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .ros.conversions import IMAGE_ENCODINGS, chunk_to_audio_data_bytes
+
 _LOG = logging.getLogger(__name__)
 
 __all__ = [
@@ -407,7 +409,7 @@ def find_stream_topics(bag: "open_bag", camera_topic: Optional[str] = None,
 
     A given topic must exist with a supported type (BagError otherwise).
     """
-    topics, counts = bag.topics, bag.counts
+    topics, counts = dict(bag.topics), bag.counts
     for given, types, what in ((camera_topic, CAMERA_TYPES, "camera"), (audio_topic, AUDIO_TYPES, "audio")):
         if given is not None:
             if given not in topics:
@@ -415,9 +417,26 @@ def find_stream_topics(bag: "open_bag", camera_topic: Optional[str] = None,
             if topics[given] not in types:
                 raise BagError(f"{bag.path}: {what} topic {given!r} has type {topics[given]}, "
                                f"expected one of {', '.join(types)}")
+    if camera_topic is None:  # depth / IR cameras are Images too: keep colour and grey encodings
+        for topic, msgtype in list(topics.items()):
+            if msgtype == IMAGE_TYPE:
+                encoding = _first_encoding(bag, topic)
+                if encoding is not None and encoding not in IMAGE_ENCODINGS:
+                    _LOG.info("%s: %s skipped as camera (encoding %s)", bag.path, topic, encoding)
+                    del topics[topic]
     cam = camera_topic or _pick(topics, counts, CAMERA_TYPES, "camera")
     mic = audio_topic or _pick(topics, counts, AUDIO_TYPES, "audio")
     return cam, mic
+
+
+def _first_encoding(bag: "open_bag", topic: str) -> Optional[str]:
+    """Encoding of the first readable Image on ``topic`` (None when there is none)."""
+    for m in bag.messages([topic], deserialize=False):
+        try:
+            return str(bag.deserialize(m.raw, m.msgtype).encoding).strip().lower()
+        except BagError:
+            return None
+    return None
 
 
 def _segments_from_json(text: str, where: str) -> list[TruthSegment]:
@@ -517,8 +536,6 @@ def _image_msg(store, frame: Frame, frame_id: str, kind: str, jpeg_quality: int)
 
 def _pcm16(samples: np.ndarray) -> np.ndarray:
     """Float samples -> interleaved int16 (the same quantisation as the file_source node)."""
-    from .ros.conversions import chunk_to_audio_data_bytes
-
     return np.frombuffer(chunk_to_audio_data_bytes(samples, "S16LE"), dtype="<i2")
 
 

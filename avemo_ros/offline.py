@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -174,7 +174,13 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                 stats.windows += 1
                 records.append(_estimate(estimator, window, decode, source, segments, min_truth_share, stats))
 
-        for msg in bag.messages([t for t in (cam, mic) if t]):
+        for msg in bag.messages([t for t in (cam, mic) if t], deserialize=False):
+            try:
+                msg = replace(msg, msg=bag.deserialize(msg.raw, msg.msgtype))
+            except BagError as exc:
+                stats.count("message_invalid")
+                _LOG.warning("%s: message dropped: %s", path, exc)
+                continue
             if msg.topic == cam:
                 stats.frames += 1
                 if msg.msgtype == IMAGE_TYPE:

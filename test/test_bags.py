@@ -254,14 +254,14 @@ def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
     info = bag_info(bag)
     assert info.truth == [] and read_ground_truth(bag) == []
     assert info.flavour == flavour
-    # the colour camera wins over the depth Image only when asked for: raw Image is preferred
-    assert info.camera_topic == "/camera/depth/image_raw"
+    # the depth camera (16UC1 Image) is no camera for us: the colour CompressedImage is
+    assert info.camera_topic == "/camera/color/image_raw/compressed"
     assert info.audio_topic == "/mic/audio"
     with open_bag(bag) as opened:
         from avemo_ros.bags import find_stream_topics
 
-        cam, mic = find_stream_topics(opened, camera_topic="/camera/color/image_raw/compressed")
-        assert cam == "/camera/color/image_raw/compressed"
+        assert find_stream_topics(opened, camera_topic="/camera/depth/image_raw")[0] == "/camera/depth/image_raw"
+        cam, mic = find_stream_topics(opened)
         with pytest.raises(BagError, match="type std_msgs/msg/String"):
             find_stream_topics(opened, camera_topic="/rosout_like")
         with pytest.raises(BagError, match="no audio topic"):

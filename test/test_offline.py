@@ -113,3 +113,23 @@ def test_evaluate_cli_bad_input(tmp_path, capsys):
     rc = evaluate_cli.main([str(tmp_path / "nope"), "--model-dir", str(BUNDLE), "--out", str(tmp_path / "o")])
     assert rc == 1
     assert "bag not found" in capsys.readouterr().err
+
+
+def test_offline_headerless_audio_and_compressed_images(clips, tmp_path):
+    """Bare AudioData (stamped by log time, like the node does by arrival) + JPEG frames."""
+    from avemo_ros.bags import timeline_from_clips, write_bag
+    from avemo_ros.media import read_media
+
+    decoded = [read_media(p) for p in clips]
+    tl = timeline_from_clips(decoded, ["happy", "sad"], sources=list(CLIPS), chunk_s=0.02, gap_s=0.5)
+    bag = tmp_path / "headerless"
+    write_bag(bag, tl.frames, tl.audio, truth=tl.truth, storage="sqlite3", image_kind="compressed",
+              audio_flavour="legacy", headerless_audio=True)
+    result = evaluate_bags([bag], BUNDLE, hop_s=HOP_S, threads=1)
+    stats = result.bags[0]
+    assert stats.camera_topic == "/camera/image_raw/compressed" and stats.audio_topic == "/audio"
+    assert stats.problems.keys() <= {"gap"}, stats.problems
+    assert stats.estimates == stats.windows == len(result.records) >= 4
+    assert all(r.modalities == 3 for r in result.records)
+    scored = [r for r in result.records if r.truth is not None]
+    assert sum(r.truth == r.label for r in scored) / len(scored) >= 0.75
