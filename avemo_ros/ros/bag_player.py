@@ -23,7 +23,9 @@ else RELIABLE KEEP_LAST 10.
 ``publish_clock`` publishes ``/clock`` (rosgraph_msgs/Clock, RELIABLE KEEP_LAST 1, which
 BEST_EFFORT ``use_sim_time`` subscribers also match) every ``1 / clock_frequency`` s with
 the bag time being played (the log time at the current playlist offset), so nodes can
-run with ``use_sim_time``. It keeps ticking (at a standing time) while paused.
+run with ``use_sim_time``. It keeps ticking (at a standing time) while paused, and keeps
+advancing past the end of the playlist until the node is destroyed, so that nodes still
+busy with the last messages measure their real delays.
 
 ``~/done`` (std_msgs/Bool, RELIABLE, TRANSIENT_LOCAL, depth 1): ``False`` when playback
 starts, ``True`` when the playlist has ended (never while looping), like ``file_source``.
@@ -90,7 +92,8 @@ PARAMS = (
     ParamSpec("start_delay_s", 0.0, "Wait this long (wall time) before playing.",
               range=(0.0, 3600.0), read_only=True),
     ParamSpec("wait_for_subscribers_s", 0.0, "Before playing, wait up to this long (wall time) "
-              "until every played topic has a subscriber (0: do not wait).",
+              "until every camera and audio topic (every topic when there is none) has a "
+              "subscriber (0: do not wait).",
               range=(0.0, 3600.0), read_only=True),
     ParamSpec("camera_qos", "sensor_data", "QoS of camera topics: sensor_data (BEST_EFFORT, "
               "KEEP_LAST 5) or reliable (KEEP_LAST 10; also serves reliable subscribers).",
@@ -291,13 +294,15 @@ class BagPlayer(Node):
         self._lag_warned_at = 0.0
         self._bag_time_ns = self.bags[0].start_ns
         self._bag_base_ns: Optional[int] = None  # playlist offset of the bag being played
-        self._bag_start_ns = self._bag_end_ns = self.bags[0].start_ns
+        self._bag_start_ns = self.bags[0].start_ns
         self._next_tick_ns = 0
         self._state_lock = threading.Lock()
         self._make_publishers(wanted)
         if not self._topic_pubs:
             raise BagPlayerError("nothing to play: no topic of the bags has an installed type"
                                  + (f" among {wanted}" if wanted else ""))
+        sensors = [t for t, ty in self._types.items() if ty in CAMERA_TYPES or ty.startswith("audio_common_msgs/")]
+        self._wait_topics = sorted(sensors or self._topic_pubs)
         self._done_pub = self.create_publisher(Bool, "~/done", LATCHED_QOS)
         self._clock_pub = (self.create_publisher(Clock, "/clock", CLOCK_QOS)
                            if self._cfg["publish_clock"] else None)
@@ -367,15 +372,14 @@ class BagPlayer(Node):
         """Bag time (log time of the bag being played) at monotonic time ``now_mono_ns``.
 
         Before playback starts: the first bag's start; between messages it advances with
-        the playlist offset, so it is the sim time that ``/clock`` carries.
+        the playlist offset, so it is the sim time that ``/clock`` carries. After the end
+        it keeps advancing (at ``rate``) past the last message.
         """
         with self._state_lock:
-            bag_time, base = self._bag_time_ns, self._bag_base_ns
-            bag_start, bag_end = self._bag_start_ns, self._bag_end_ns
+            bag_time, base, bag_start = self._bag_time_ns, self._bag_base_ns, self._bag_start_ns
         if base is None or not self.clock.started:
             return bag_time
-        t = bag_start + (self.clock.offset(now_mono_ns) - base)
-        return min(max(t, bag_start), bag_end)
+        return max(bag_start, bag_start + (self.clock.offset(now_mono_ns) - base))
 
     def pause(self) -> None:
         """Hold playback (same as setting the ``paused`` parameter)."""
@@ -430,6 +434,8 @@ class BagPlayer(Node):
             self.get_logger().info(
                 f"playlist finished after {self.passes + 1} pass(es): "
                 + ", ".join(f"{t} {n}" for t, n in sorted(self.published.items())))
+            if self._clock_pub is not None:  # nodes still busy with the last messages see time pass
+                self._wait_until(2**62)
         except Exception as exc:  # the thread must not die silently
             self.get_logger().error(f"playback failed: {type(exc).__name__}: {exc}")
 
@@ -439,7 +445,7 @@ class BagPlayer(Node):
             return True
         deadline = time.monotonic() + timeout
         while not self._stop.is_set():
-            missing = [t for t, p in self._topic_pubs.items() if p.get_subscription_count() == 0]
+            missing = [t for t in self._wait_topics if self._topic_pubs[t].get_subscription_count() == 0]
             if not missing:
                 return True
             if time.monotonic() >= deadline:
@@ -458,7 +464,7 @@ class BagPlayer(Node):
     def _play_bag(self, bag: _Bag, base_ns: int) -> bool:
         """Publish one bag starting at playlist offset ``base_ns``; False when stopped."""
         with self._state_lock:
-            self._bag_base_ns, self._bag_start_ns, self._bag_end_ns = base_ns, bag.start_ns, bag.end_ns
+            self._bag_base_ns, self._bag_start_ns = base_ns, bag.start_ns
         for topic, log_ns, raw in self._messages(bag):
             if not self._wait_until(base_ns + (log_ns - bag.start_ns)):
                 return False
@@ -542,8 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start paused (ros2 param set /bag_player paused false to play)")
     ap.add_argument("--delay", type=float, default=0.0, help="wait this long before playing, s")
     ap.add_argument("--wait-subscribers", type=float, default=0.0, metavar="S",
-                    help="wait up to S s for a subscriber on every topic before playing")
+                    help="wait up to S s for a subscriber on every camera / audio topic")
     ap.add_argument("--camera-qos", choices=("sensor_data", "reliable"), default="sensor_data")
+    ap.add_argument("--linger", type=float, default=3.0, metavar="S",
+                    help="stay up S s after the end (latched done, advancing /clock)")
     return ap
 
 
@@ -586,8 +594,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             try:
                 while rclpy.ok() and not node.finished:
                     executor.spin_once(timeout_sec=0.1)
-                # keep the latched done available a moment for late subscribers
-                deadline = time.monotonic() + 1.0
+                # keep done (and /clock) available a moment for late subscribers and slow nodes
+                deadline = time.monotonic() + args.linger
                 while rclpy.ok() and time.monotonic() < deadline:
                     executor.spin_once(timeout_sec=0.1)
             finally:
