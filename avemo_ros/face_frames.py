@@ -59,8 +59,19 @@ class FaceStack:
 
 
 def select_times(start_s: float, end_s: float, n: int) -> np.ndarray:
-    """N evenly spread sample times over [start, end): the centres of N equal slots."""
-    return start_s + (np.arange(n) + 0.5) * (end_s - start_s) / n
+    """N evenly spread sample times over [start, end), on a grid shared by all windows.
+
+    The slots are (end - start) / n long and anchored at time 0, not at the window
+    start, so overlapping windows of the same length sample the same instants: a frame
+    (and its face detection, cached by stamp) serves every window it falls in. The times
+    are the N slot centres in [start, end) (a half-open interval N slots long holds
+    exactly N of them).
+    """
+    slot = (end_s - start_s) / n
+    if slot <= 0:
+        return np.full(n, float(start_s))
+    first = np.ceil(start_s / slot - 0.5 - 1e-9)
+    return (first + np.arange(n) + 0.5) * slot
 
 
 def select_frames(frame_times: Sequence[float], start_s: float, end_s: float, n: int) -> np.ndarray:

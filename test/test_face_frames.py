@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from avemo_ros.face_frames import (FaceDetector, VideoFeatureConfig, build_face_stack, crop_face,
-                                   face_stack_from_frames, select_frames, to_grey)
+                                   face_stack_from_frames, select_frames, select_times, to_grey)
 from training.synthetic import render_clip
 
 CFG = VideoFeatureConfig()
@@ -18,8 +18,17 @@ def test_selects_n_frames_spread_over_the_window():
     times = np.arange(0, 4, 1 / 30.0)
     idx = select_frames(times, 1.0, 4.0, 20)
     assert len(idx) == 20 and np.all(np.diff(idx) > 0)
-    assert abs(times[idx[0]] - 1.075) < 1 / 30 and abs(times[idx[-1]] - 3.925) < 1 / 30
+    # slot centres of a grid anchored at 0 (0.075 + 0.15 k) that lie in [1.0, 4.0)
+    assert abs(times[idx[0]] - 1.125) < 1 / 30 and abs(times[idx[-1]] - 3.975) < 1 / 30
     assert len(select_frames(times, 10.0, 13.0, 20)) == 0  # no frame inside: nothing
+
+
+@pytest.mark.parametrize("start", [0.5, 1.0, 1234567890.25])
+def test_overlapping_windows_share_their_sample_times(start):
+    a, b = select_times(start, start + 3.0, 20), select_times(start + 0.5, start + 3.5, 20)
+    assert np.all((a >= start) & (a < start + 3.0)) and np.allclose(np.diff(a), 0.15)
+    shared = np.isclose(a[:, None], b[None, :], atol=1e-6).any(axis=1).sum()
+    assert shared >= 16  # 3 s windows 0.5 s apart: 20 - 0.5 / 0.15 slots in common
 
 
 def test_slow_camera_repeats_frames():
