@@ -9,7 +9,10 @@ or late stream then simply misses that window. Waiting on arrival time matters w
 falls behind: a keep-last camera queue then delivers the newest frames while the reliable
 microphone queue is still working through older chunks.
 Frames are stored as opaque payloads (e.g. undecoded messages) so that only the frames a
-window selects are ever decoded.
+window selects are ever decoded. A frame is kept only while some window still to come could
+select it: once the next frame has arrived it is known whether the frame is the nearest one
+to any sample time of those windows (``select_frames``), and a frame that is not is dropped
+on the spot. Windows come out exactly as if every frame had been kept.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .face_frames import select_frames
+from .face_frames import select_frames, select_times
 
 NS = 1_000_000_000
 
@@ -67,6 +70,7 @@ class WindowBuffer:
         self.gap_ns = int(round(gap_s * NS))
         self.n_frames = n_frames
         self.min_audio_coverage = min_audio_coverage
+        self.frames_unused = 0  # frames dropped on arrival because no window selects them
         self.reset()
 
     def reset(self) -> None:
@@ -74,7 +78,10 @@ class WindowBuffer:
         self._chunks: deque[tuple[int, np.ndarray]] = deque()
         self._rate = 0
         self._audio_end_ns: Optional[int] = None
-        self._frames: deque[tuple[int, Any]] = deque()
+        self._frames: deque[tuple[int, Any]] = deque()  # frames some window may select
+        self._pending: Optional[tuple[int, Any]] = None  # newest frame, not yet decided
+        self._before_pending_ns: Optional[int] = None  # stamp of the frame before it
+        self._selected_new: list[tuple[int, Any]] = []  # kept since take_selected_frames()
         self._next_end_ns: Optional[int] = None
         self._arrival: dict[str, float] = {}  # modality -> arrival time of its last input
 
@@ -119,12 +126,16 @@ class WindowBuffer:
 
     def add_frame(self, stamp_ns: int, payload: Any, arrival_s: Optional[float] = None
                   ) -> StreamEvent:
-        """Add a camera frame (any payload; decoded later only if selected)."""
+        """Add a camera frame (any payload; decoded later only if selected).
+
+        The frame before it is now decided: kept if a window still to come selects it,
+        otherwise dropped (counted in ``frames_unused``).
+        """
         if arrival_s is not None:
             self._arrival["video"] = arrival_s
         event = StreamEvent.OK
-        if self._frames:
-            last = self._frames[-1][0]
+        last = self._last_frame_ns()
+        if last is not None:
             if stamp_ns == last:
                 return StreamEvent.DUPLICATE
             if stamp_ns < last:
@@ -138,13 +149,65 @@ class WindowBuffer:
         if self._next_end_ns is not None and stamp_ns < self._oldest_needed_ns():
             return StreamEvent.STALE
         self._start_grid(stamp_ns)
-        self._frames.append((stamp_ns, payload))
+        if self._pending is not None:
+            prev_ns, prev = self._pending
+            if self._selectable(prev_ns, self._before_pending_ns, stamp_ns):
+                self._frames.append(self._pending)
+                self._selected_new.append(self._pending)
+            else:
+                self.frames_unused += 1
+            self._before_pending_ns = prev_ns
+        self._pending = (stamp_ns, payload)
         return event
+
+    def take_selected_frames(self) -> list[tuple[int, Any]]:
+        """(stamp, payload) of the frames kept since the last call, oldest first.
+
+        Every one of them will be selected by a window still to come (unless a reset
+        intervenes): a caller may prepare them (decode, detect) before their windows end.
+        """
+        out, self._selected_new = self._selected_new, []
+        return out
+
+    @property
+    def frames_held(self) -> int:
+        """Frame payloads in memory (kept + the undecided newest one)."""
+        return len(self._frames) + (self._pending is not None)
+
+    def _last_frame_ns(self) -> Optional[int]:
+        return self._pending[0] if self._pending is not None else None
+
+    def _selectable(self, s: int, prev: Optional[int], nxt: int) -> bool:
+        """Whether a window still to come selects frame ``s`` (neighbours ``prev``, ``nxt``).
+
+        Mirrors ``select_frames`` over the frames inside the window: a sample time picks the
+        nearer of the frames around it, the earlier one on a tie.
+        """
+        if self._next_end_ns is None:
+            return True
+        t_s = s / NS
+        end = self._next_end_ns
+        if s > end:  # first grid end at or after s
+            end += -(-(s - end) // self.hop_ns) * self.hop_ns
+        while end - self.window_ns <= s:
+            start = end - self.window_ns
+            t = select_times(start / NS, end / NS, self.n_frames)
+            has_prev = prev is not None and prev >= start
+            has_next = nxt <= end
+            win_right = (t <= t_s) & ~(t <= (prev / NS if has_prev else -np.inf))
+            if has_prev:
+                win_right &= ~(np.abs(t - prev / NS) <= np.abs(t_s - t))
+            win_left = t > t_s
+            if has_next:
+                win_left &= (t <= nxt / NS) & (np.abs(t - t_s) <= np.abs(nxt / NS - t))
+            if np.any(win_right | win_left):
+                return True
+            end += self.hop_ns
+        return False
 
     # --- output ----------------------------------------------------------------------
     def _latest_ns(self) -> Optional[int]:
-        cands = [v for v in (self._audio_end_ns, self._frames[-1][0] if self._frames else None)
-                 if v is not None]
+        cands = [v for v in (self._audio_end_ns, self._last_frame_ns()) if v is not None]
         return max(cands) if cands else None
 
     def _waiting_for(self, modality: str, covered_ns: Optional[int], end: int, latest: int,
@@ -167,9 +230,8 @@ class WindowBuffer:
             end = self._next_end_ns
             if end > latest:  # never a window beyond the newest input
                 break
-            last_frame = self._frames[-1][0] if self._frames else None
             if self._waiting_for("audio", self._audio_end_ns, end, latest, now_s) or \
-                    self._waiting_for("video", last_frame, end, latest, now_s):
+                    self._waiting_for("video", self._last_frame_ns(), end, latest, now_s):
                 break
             out.append(self._assemble(end - self.window_ns, end))
             self._next_end_ns = end + self.hop_ns
@@ -201,10 +263,11 @@ class WindowBuffer:
             coverage = float(covered.mean()) if n else 0.0
             if coverage >= self.min_audio_coverage:
                 audio = buf
-        stamps = [s for s, _ in self._frames if start <= s <= end]
+        held = list(self._frames) + ([self._pending] if self._pending is not None else [])
+        stamps = [s for s, _ in held if start <= s <= end]
         frames, frame_stamps = [], []
         if stamps:
-            payloads = [p for s, p in self._frames if start <= s <= end]
+            payloads = [p for s, p in held if start <= s <= end]
             idx = select_frames(np.array(stamps, dtype=np.float64) / NS, start / NS, end / NS,
                                 self.n_frames)
             frames = [payloads[i] for i in idx]
@@ -216,6 +279,7 @@ class WindowBuffer:
         keep_from = self._oldest_needed_ns()
         while self._frames and self._frames[0][0] < keep_from:
             self._frames.popleft()
+        self._selected_new = [f for f in self._selected_new if f[0] >= keep_from]
         while self._chunks:
             stamp, x = self._chunks[0]
             if stamp + int(x.size * NS / max(self._rate, 1)) < keep_from:

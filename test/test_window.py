@@ -95,3 +95,79 @@ def test_live_waits_for_a_lagging_but_alive_stream():
     assert buf.pop_ready(now_s=100.1) == []  # audio is alive: wait for it
     ws = buf.pop_ready(now_s=100.6)  # audio silent for longer than grace: go without it
     assert ws and ws[0].end_ns == 3 * NS and ws[0].audio is None and ws[0].has_video
+
+
+def _all_selections(stamps_ns, ends_ns, n=20, window_ns=3 * NS):
+    """What select_frames picks for each window when every frame is kept (the reference)."""
+    from avemo_ros.face_frames import select_frames
+
+    out = []
+    for end in ends_ns:
+        inside = [s for s in stamps_ns if end - window_ns <= s <= end]
+        idx = select_frames(np.array(inside, np.float64) / NS, (end - window_ns) / NS, end / NS, n)
+        out.append([inside[i] for i in idx])
+    return out
+
+
+def test_only_frames_some_window_selects_are_kept_and_windows_are_unchanged():
+    for fps, hop in ((30.0, 0.5), (30.0, 1.5), (24.0, 1.0), (7.0, 0.5), (60.0, 0.3)):
+        buf = WindowBuffer(window_s=3.0, hop_s=hop, n_frames=20, grace_s=0.5)
+        jitter = np.random.default_rng(int(fps)).integers(-2_000_000, 2_000_000, 10_000)
+        stamps = [int(round(i / fps * NS)) + (int(jitter[i]) if i else 0) for i in range(int(12 * fps))]
+        audio = [int(i * CHUNK / RATE * NS) for i in range(int(12.0 * RATE) // CHUNK)]
+        events = sorted([(s, 1) for s in stamps] + [(a, 0) for a in audio])
+        windows, held, kept = [], 0, []
+        for stamp, kind in events:
+            if kind:
+                buf.add_frame(stamp, ("payload", stamp))
+                kept += buf.take_selected_frames()
+            else:
+                buf.add_audio(stamp, np.zeros(CHUNK, np.float32), RATE)
+            windows += buf.pop_ready()
+            held = max(held, buf.frames_held)
+        windows += buf.flush()
+        assert len(windows) >= int((12 - 3) / hop) - 1
+        ref = _all_selections(stamps, [w.end_ns for w in windows])
+        for w, want in zip(windows, ref):
+            assert w.frame_stamps_ns == want, (fps, hop, w.end_ns)
+            assert [p[1] for p in w.frames] == want  # payloads travel with their stamps
+        used = {s for w in windows for s in w.frame_stamps_ns}
+        kept_stamps = [s for s, _ in kept]
+        assert len(kept_stamps) == len(set(kept_stamps))  # each kept frame handed out once
+        # frames of the last 3 s may wait for windows the input never reached
+        done = windows[-1].end_ns - 3 * NS
+        assert {s for s in kept_stamps if s <= done} <= used  # never a frame no window uses
+        assert used <= set(kept_stamps) | {stamps[-1]}
+        assert buf.frames_unused + len(kept_stamps) + 1 == len(stamps)
+        assert buf.frames_unused >= sum(s not in used for s in stamps if s <= done) > 0
+        # memory: only frames the open windows select, never every frame of the last 3 s
+        selected = sorted({s for sel in ref for s in sel})
+        bound = max(sum(w.end_ns - 3 * NS <= s <= w.end_ns + hop * NS for s in selected)
+                    for w in windows)
+        assert held <= bound + 2, (fps, hop, held, bound)
+
+
+def test_window_is_emitted_once_both_streams_pass_its_end_without_waiting_for_grace():
+    for arrival in (None, 100.0):
+        buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=5.0)
+        ws = []
+        for i in range(int(3.04 * RATE) // CHUNK):  # audio to 3.04 s (covers 3.0)
+            buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=arrival)
+            ws += buf.pop_ready(now_s=arrival)
+        assert ws == []  # no frame at or after 3.0 s yet: the camera is alive, wait for it
+        for t in np.arange(0, 3.0 + 1e-9, 1 / 30):
+            buf.add_frame(int(round(t * NS)), t, arrival_s=arrival)
+            ws += buf.pop_ready(now_s=arrival)
+        assert [w.end_ns for w in ws] == [3 * NS]  # same instant: grace (5 s) plays no part
+        assert ws[0].audio is not None and ws[0].has_video
+
+
+def test_grace_caps_the_wait_for_a_silent_modality():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
+    for i in range(int(2.0 * RATE) // CHUNK):  # the microphone stops at 2.0 s
+        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=10.0)
+    for t in np.arange(0, 3.2, 1 / 30):
+        buf.add_frame(int(round(t * NS)), t, arrival_s=10.0 + t)
+    assert buf.pop_ready(now_s=10.3) == []
+    ws = buf.pop_ready(now_s=10.6)
+    assert [w.end_ns for w in ws] == [3 * NS] and ws[0].audio is None and ws[0].has_video
