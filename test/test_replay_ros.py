@@ -173,7 +173,7 @@ def test_player_timing_and_clock(ros, tmp_path, rate):
     arr = np.array([a for a, _ in listener.chatter])
     slope, res = residuals_ms(arr, np.array(CHATTER_S), rate)
     assert abs(slope * rate - 1.0) < 0.03, slope
-    assert np.max(np.abs(res)) < 40.0, res
+    assert np.median(np.abs(res)) < 10.0 and np.max(np.abs(res)) < 100.0, res
     # camera frames (best effort) in stamp order, paced like the bag
     stamps = np.array([s for _, s in listener.cam])
     assert len(stamps) >= 0.9 * 51
@@ -296,7 +296,8 @@ def test_live_replay_agrees_with_offline(tmp_path):
                                                "probability_diff_mean")},
                       "live_latency_ms_p50": lat["p50"] * 1e3, "live_latency_ms_p95": lat["p95"] * 1e3,
                       "live_accuracy": report["metrics"]["accuracy"], "replay_wall_s": wall}))
-    assert agree["matched"] >= 0.9 * len(offline.records), (agree, log[-3000:])
+    warnings = "\n".join(line for line in log.splitlines() if "WARN" in line or "ERROR" in line)
+    assert agree["matched"] >= 0.9 * len(offline.records), (agree, warnings[-3000:])
     assert agree["compared"] >= 0.9 * len(offline_est)
     assert agree["agreement"] >= 0.95, agree
     assert all(r.source == bag.name and r.truth is not None for r in live)
@@ -342,3 +343,21 @@ def test_player_refuses_a_missing_bag(ros, tmp_path):
 
     with pytest.raises(BagPlayerError, match="does not exist"):
         BagPlayer(bag_paths=[str(tmp_path / "nope")])
+
+
+def test_player_starts_paused_and_resumes(ros, tmp_path):
+    bag = tmp_path / "paused"
+    write_timing_bag(bag, seconds=0.5, chatter_s=(0.0, 0.2, 0.4))
+    listener = Listener("paused_listener")
+    player = player_for(bag, paused=True, publish_clock=True)
+    close = spin_player(player)
+    try:
+        assert wait_for(lambda: len(listener.clock) >= 20, 10.0)  # /clock ticks while paused...
+        assert {c for _, c in listener.clock} == {BASE_NS}  # ...standing at the bag's start
+        assert not listener.chatter
+        player.resume()
+        assert wait_for(lambda: True in listener.done, 10.0)
+    finally:
+        close()
+        listener.close()
+    assert [d for _, d in listener.chatter] == [0, 1, 2]

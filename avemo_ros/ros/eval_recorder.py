@@ -8,8 +8,8 @@ the window is attributed to the bag whose stamp span holds its end, its truth is
 ground-truth label covering most of the window (``avemo_ros.bags.truth_for_window``), and
 its latency is the arrival time minus the window end on the node clock (the sim clock
 under ``use_sim_time``, so replay with ``bag_player --clock``). When the player's ``done``
-(``std_msgs/Bool`` true, latched) arrives, the node waits ``grace_s`` seconds of wall time
-for the last estimates and writes the report with ``avemo_ros.evaluation.write_report``
+(``std_msgs/Bool`` true, latched) arrives, the node waits until no estimate came for
+``grace_s`` seconds of wall time (at most ``max_wait_s``) and writes the report with ``avemo_ros.evaluation.write_report``
 (report.json, windows.csv, confusion.png, latency.png) into ``out_dir``; on shutdown
 before that it writes what it has.
 
@@ -19,6 +19,7 @@ first such bag at or after the last one attributed (the player plays them in ord
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import threading
 import time
@@ -39,6 +40,7 @@ from .params import ParamSpec, declare, values
 
 __all__ = ["EvalRecorder", "EvalRecorderError", "bag_source", "main"]
 
+_LOG = logging.getLogger(__name__)
 NS = 1_000_000_000
 _IMPLAUSIBLE_LATENCY_S = 3600.0  # a node clock this far from the stamps is another clock
 
@@ -47,8 +49,11 @@ PARAMS = (
               "('' = keep the records in memory only).", read_only=True),
     ParamSpec("done_topic", "/bag_player/done", "Latched std_msgs/Bool of the player: true ends "
               "the recording after grace_s ('' = record until shutdown).", read_only=True),
-    ParamSpec("grace_s", 3.0, "Wall-clock seconds to wait for the last estimates after done.",
+    ParamSpec("grace_s", 3.0, "After done, report once no estimate arrived for this many "
+              "wall-clock seconds (a node still catching up keeps the recording open).",
               range=(0.0, 600.0)),
+    ParamSpec("max_wait_s", 60.0, "After done, report after this many wall-clock seconds at the "
+              "latest.", range=(0.0, 3600.0)),
 )
 DONE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                       reliability=ReliabilityPolicy.RELIABLE,
@@ -123,6 +128,7 @@ class EvalRecorder(Node):
         self._warned: set[str] = set()
         self.report: Optional[dict] = None
         self._done_at: Optional[float] = None
+        self._last_arrival = 0.0  # monotonic arrival of the last estimate
         self._finished = threading.Event()
         from avemo_ros.msg import EmotionEstimate
 
@@ -164,6 +170,7 @@ class EvalRecorder(Node):
 
     def _on_estimate(self, msg) -> None:
         arrival = self._arrival_ns()
+        self._last_arrival = time.monotonic()
         end = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
         start = msg.window_start.sec * NS + msg.window_start.nanosec
         latency = (arrival - end) / NS
@@ -194,14 +201,26 @@ class EvalRecorder(Node):
     def _on_done(self, msg) -> None:
         if msg.data and self._done_at is None:
             self._done_at = time.monotonic()
-            self.get_logger().info(f"player done: writing the report in {self._cfg['grace_s']:g} s")
+            self.get_logger().info(f"player done: writing the report once no estimate came for "
+                                   f"{self._cfg['grace_s']:g} s")
 
     def _check_done(self) -> None:
-        if (self._done_at is not None and not self._finished.is_set()
-                and time.monotonic() - self._done_at >= self.get_parameter("grace_s").value):
+        if self._done_at is None or self._finished.is_set():
+            return
+        now = time.monotonic()
+        quiet_since = max(self._done_at, self._last_arrival)
+        if (now - quiet_since >= self.get_parameter("grace_s").value
+                or now - self._done_at >= self.get_parameter("max_wait_s").value):
             self.finish()
 
     # ------------------------------------------------------------------ results
+
+    def _log(self, level: int, text: str) -> None:
+        """The node's logger while its context lives, else Python logging (after shutdown)."""
+        if self.context.ok():
+            (self.get_logger().error if level >= logging.ERROR else self.get_logger().info)(text)
+        else:
+            _LOG.log(level, text)
 
     @property
     def records(self) -> list[WindowRecord]:
@@ -227,8 +246,7 @@ class EvalRecorder(Node):
             reported = list(self._reported_latency)
             self._finished.set()
         if not records:
-            self.get_logger().error("no estimate arrived on "
-                                    f"{self.resolve_topic_name('emotion')}: no report")
+            self._log(logging.ERROR, "no estimate arrived: no report")
             return None
         info = {"mode": "live", "bags": [b.path for b in self.bags], "model_id": self.model_id,
                 "estimates": len(records),
@@ -238,10 +256,9 @@ class EvalRecorder(Node):
                 **(self._report_extra() if self._report_extra else {}), **(extra or {})}
         if self.out_dir:
             self.report = write_report(self.out_dir, records, labels, extra=info)
-            self.get_logger().info(
-                f"report in {self.out_dir}: {len(records)} windows, accuracy "
-                f"{self.report['metrics']['accuracy']:.3f}, latency p50 "
-                f"{_ms(self.report['latency_s']['p50'])}")
+            self._log(logging.INFO, f"report in {self.out_dir}: {len(records)} windows, accuracy "
+                      f"{self.report['metrics']['accuracy']:.3f}, latency p50 "
+                      f"{_ms(self.report['latency_s']['p50'])}")
         else:
             self.report = None
         return self.report
@@ -265,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, type=Path, help="report directory")
     ap.add_argument("--topic", default="emotion", help="EmotionEstimate topic")
     ap.add_argument("--done-topic", default="/bag_player/done", help="player's done topic ('' none)")
-    ap.add_argument("--grace", type=float, default=3.0, help="seconds to wait after done")
+    ap.add_argument("--grace", type=float, default=3.0,
+                    help="after done, report once no estimate came for this many seconds")
     return ap
 
 

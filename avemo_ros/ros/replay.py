@@ -7,8 +7,8 @@ The perception node starts from ``config/perception.yaml`` like the runner does,
 inputs remapped to the bags' camera and microphone topics (and ``image_transport`` /
 ``audio_msg_type`` set from their types), and is configured and activated before the
 player starts. The player waits for the node's subscriptions, plays the bags once and
-latches ``done``; the recorder then waits ``--grace`` seconds, writes the report (the same
-files as the offline evaluation) and the summary is printed.
+latches ``done``; once no estimate came for ``--grace`` seconds after that, the recorder
+writes the report (the same files as the offline evaluation) and the summary is printed.
 
 Latency is arrival minus window end in bag time: with ``--sim-time`` every node runs on
 the player's ``/clock``; without it the recorder reads the bag time the player is at.
@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="ROS parameters YAML")
     ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="perception_node parameter override (repeatable)")
-    ap.add_argument("--grace", type=float, default=3.0, help="seconds to wait after the player's done")
+    ap.add_argument("--grace", type=float, default=3.0,
+                    help="after the player's done, report once no estimate came for this many s")
     ap.add_argument("--camera-qos", choices=("sensor_data", "reliable"), default="sensor_data")
     return ap
 
