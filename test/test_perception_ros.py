@@ -81,7 +81,7 @@ def test_estimates_every_hop_with_correct_labels(ros):
     hop = 0.5
     manifest = load_manifest(BUNDLE)
     # Single utterances like the training clips (3.6 s); longer continuous speech with
-    # pauses is outside what the quickstart model saw.
+    # pauses is outside what the synthetic model saw.
     emotions = ("happy", "sad", "angry", "happy")
     clip_s = 3.6
     clips = [render(e, clip_s, seed=3 + i) for i, e in enumerate(emotions)]
@@ -205,3 +205,48 @@ def test_legacy_audio_bytes_and_compressed_images(ros):
     assert len(msgs) >= 3, out[-3000:]
     assert all(m.modalities == 3 and m.face_detected for m in msgs)
     assert sum(m.label == "sad" for m in msgs) >= len(msgs) - 1
+
+
+@pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
+def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_with_a_warning(ros):
+    """Windows go out as soon as both streams pass their end (grace 5 s is only a cap);
+    the node holds only the frames its windows select; when input comes faster than the
+    worker can estimate, older waiting windows are dropped, counted and reported as WARN,
+    and the newest window is still estimated."""
+    frames, audio = render("angry", 6.0, seed=7)
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "grace_s:=5.0")
+    driver = h.Driver(acm.AudioStamped, name="burst_driver")
+    try:
+        assert driver.wait_subscribed(proc)
+        base = time.time_ns()
+        h.publish_stream(driver, stream_events([(frames, audio)], base, raw_image, stamped_audio))
+        assert driver.wait_for(lambda: len(driver.estimates) >= 5, 10.0)
+        live = [m for _, m in driver.estimates]
+        assert driver.wait_for(lambda: "window_compute_ms" in driver.last_counters(), 5.0)
+        live_counters = driver.last_counters()
+        # the same clip again, 6 s later on the sensor clock, published 30x faster than real time
+        n_live = len(driver.estimates)
+        burst = stream_events([(frames, audio)], base + 6 * NS, raw_image, stamped_audio)
+        h.publish_stream(driver, burst, rate=30.0)
+        assert driver.wait_for(lambda: int(driver.last_counters().get("windows_dropped", 0)) >= 1, 10.0), \
+            driver.last_counters()
+        driver.wait_for(lambda: False, 1.5)  # the worker finishes what it holds
+        counters = driver.last_counters()
+    finally:
+        driver.close()
+        out = proc.stop()
+    assert all(m.latency < 1.0 for m in live), [m.latency for m in live]  # far below grace_s 5 s
+    assert int(live_counters["frames_unused"]) > 0
+    assert int(live_counters["frames_held"]) <= 2 * load_manifest(BUNDLE).video.n_frames
+    for key in ("image_arrival_lag_ms", "audio_arrival_lag_ms", "window_ready_lag_ms", "queue_wait_ms",
+                "latency_ms"):
+        assert live_counters[key].startswith("p50 "), live_counters
+    later = [m for _, m in driver.estimates[n_live:]]
+    ends = [conv.stamp_to_ns(m.header.stamp) for m in later]
+    assert later and ends == sorted(ends) and ends[-1] > base + 10 * NS  # newest windows still served
+    burst_windows = int(counters["windows_published"]) - n_live + int(counters.get("windows_skipped", 0))
+    # each window ending in 6 s .. 12 s is published, skipped or dropped: once
+    assert int(counters["windows_dropped"]) + burst_windows <= 13
+    assert any(s.level in (1, b"\x01") and "falling behind" in s.message for s in driver.diagnostics), \
+        [(s.level, s.message) for s in driver.diagnostics][-5:]
+    assert "dropped for a newer one" in out

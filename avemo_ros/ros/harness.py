@@ -1,7 +1,8 @@
 """Drive a perception graph from outside, over real DDS (integration tests, benchmarks).
 
 ``PerceptionProcess`` runs the in-process runner in its own process; ``Driver`` is a node
-that publishes camera + microphone messages and records the estimates and /diagnostics.
+that publishes camera + microphone messages and records the estimates and /diagnostics;
+``Recorder`` only records them (when another process publishes the inputs).
 """
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ def ros_env() -> dict:
 class PerceptionProcess:
     """``python -m avemo_ros.ros.runner`` with parameter overrides, stopped with SIGINT."""
 
-    def __init__(self, bundle: Path, *params: str):
+    def __init__(self, bundle: Path, *params: str, env: Optional[dict] = None):
         cmd = [sys.executable, "-m", "avemo_ros.ros.runner", "--model-dir", str(bundle)]
         for p in params:
             cmd += ["--param", p]
-        self.proc = subprocess.Popen(cmd, env=ros_env(), stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, env={**ros_env(), **(env or {})}, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.output = ""
 
@@ -107,6 +108,55 @@ class Driver:
             return (self.image_pub.get_subscription_count() > 0
                     and self.audio_pub.get_subscription_count() > 0)
         return self.wait_for(ready, timeout)
+
+    def last_counters(self) -> dict[str, str]:
+        with self._lock:
+            if not self.diagnostics:
+                return {}
+            return {kv.key: kv.value for kv in self.diagnostics[-1].values}
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.node.destroy_node()
+
+
+class Recorder:
+    """Records EmotionEstimates (with their receive time, system clock ns) and the
+    perception node's /diagnostics; publishes nothing."""
+
+    def __init__(self, name: str = "estimate_recorder"):
+        from avemo_ros.msg import EmotionEstimate
+
+        self.node = Node(name)
+        self.estimates: list = []  # (received at, time.time_ns(), msg)
+        self.diagnostics: list = []
+        self._lock = threading.Lock()
+        self.node.create_subscription(EmotionEstimate, "emotion", self._on_estimate, 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_estimate(self, msg):
+        now = time.time_ns()
+        with self._lock:
+            self.estimates.append((now, msg))
+
+    def _on_diag(self, msg):
+        with self._lock:
+            self.diagnostics.extend(s for s in msg.status if "perception_node" in s.name)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.estimates.clear()
+            self.diagnostics.clear()
 
     def last_counters(self) -> dict[str, str]:
         with self._lock:

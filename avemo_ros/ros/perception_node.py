@@ -1,16 +1,28 @@
 """Lifecycle node: camera + microphone topics in, EmotionEstimate every hop out.
 
-configure: load and warm up the model bundle, create publishers; activate: subscribe;
-deactivate: unsubscribe; cleanup: release the models. Bad input is logged (throttled),
-counted in /diagnostics and dropped; the node keeps serving what it still can.
+configure: load and warm up the model bundle, create publishers; activate: subscribe and
+start the worker; deactivate: unsubscribe, stop the worker; cleanup: release the models.
+Bad input is logged (throttled), counted in /diagnostics and dropped; the node keeps
+serving what it still can.
+
+Threads: subscription callbacks only convert and buffer (the window buffer drops on
+arrival every frame no window will select). A worker thread does everything expensive:
+between windows it decodes the kept frames and detects their faces, so that at a window's
+end only the spectrogram, the networks and the frames of the last moments remain. The
+worker is fed through a one-window slot: when it falls behind, the older waiting window is
+dropped, counted (``windows_dropped``) and /diagnostics turns WARN.
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from typing import Any, Optional
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
@@ -18,8 +30,9 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..backends import BACKENDS
 from ..estimator import EmotionEstimator, EmotionResult
+from ..face_frames import to_grey
 from ..health import Health
-from ..window import NS, StreamEvent, WindowBuffer
+from ..window import NS, StreamEvent, Window, WindowBuffer
 from . import conversions as conv
 from .params import ParamSpec, declare, values
 
@@ -59,6 +72,44 @@ _STREAM_COUNTERS = {
     StreamEvent.STALE: "stale_dropped",
 }
 _LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
+#: Counters of this node that mean it falls behind or loses input (WARN when they grow).
+_BEHIND_COUNTERS = ("windows_dropped", "audio_lost")
+#: Timing figures reported on /diagnostics (p50 / p95 / max over the last windows), ms.
+TIMINGS = ("image_arrival_lag", "audio_arrival_lag", "window_ready_lag", "queue_wait",
+           "window_compute", "latency")
+
+
+class FrameSlot:
+    """A kept camera frame: its message until the worker prepares it, then its grey image."""
+
+    __slots__ = ("msg", "grey", "error")
+
+    def __init__(self, msg: Any):
+        self.msg = msg
+        self.grey: Optional[Any] = None
+        self.error: Optional[str] = None
+
+
+class RollingTimes:
+    """The last ``n`` values of named durations (thread-safe), summarised as percentiles."""
+
+    def __init__(self, n: int = 1000):
+        self._values = {name: deque(maxlen=n) for name in TIMINGS}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._values[name].append(seconds)
+
+    def summary(self) -> dict[str, str]:
+        """name_ms -> "p50 P p95 Q max M" for every timing with values."""
+        out = {}
+        with self._lock:
+            items = [(k, np.array(v) * 1e3) for k, v in self._values.items() if v]
+        for name, ms in items:
+            p50, p95 = np.percentile(ms, (50, 95))
+            out[f"{name}_ms"] = f"p50 {p50:.1f} p95 {p95:.1f} max {ms.max():.1f}"
+        return out
 
 
 class PerceptionNode(LifecycleNode):
@@ -83,6 +134,14 @@ class PerceptionNode(LifecycleNode):
         self._camera_frame = ""
         self._mic_frame = ""
         self._audio_type = None
+        self.timings = RollingTimes()
+        self._cv = threading.Condition()
+        self._waiting: Optional[tuple[Window, float]] = None  # (window, ready at, monotonic)
+        self._to_prepare: deque = deque(maxlen=100)  # (stamp, FrameSlot) kept frames
+        self._worker: Optional[threading.Thread] = None
+        self._stopping = False
+        self._prepared_from_ns = 0  # frames older than this belong to processed windows only
+        self.context.on_shutdown(self._stop_worker)
         self._start_diagnostics()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -116,16 +175,21 @@ class PerceptionNode(LifecycleNode):
         m = self.estimator.manifest
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=self._cfg["hop_s"],
                                    n_frames=m.video.n_frames, grace_s=self._cfg["grace_s"])
+        self._start_worker()
+        lost_frames = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
         if self._cfg["image_transport"] == "compressed":
             self._subs.append(self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data))
+                CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data,
+                event_callbacks=lost_frames))
         else:
             self._subs.append(self.create_subscription(
-                Image, "image", self._on_image, qos_profile_sensor_data))
+                Image, "image", self._on_image, qos_profile_sensor_data,
+                event_callbacks=lost_frames))
         audio_qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE,
                                history=HistoryPolicy.KEEP_LAST)
-        self._subs.append(self.create_subscription(self._audio_type, "audio", self._on_audio,
-                                                   audio_qos))
+        self._subs.append(self.create_subscription(
+            self._audio_type, "audio", self._on_audio, audio_qos,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_audio_lost)))
         self._activated_at = time.monotonic()
         self.first_estimate_delay = None
         self._state = "active"
@@ -138,6 +202,7 @@ class PerceptionNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs.clear()
+        self._stop_worker()
         self.buffer = None
         self._state = "inactive"
         return super().on_deactivate(state)
@@ -151,6 +216,7 @@ class PerceptionNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs.clear()
+        self._stop_worker()
         self._release()
         self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
@@ -192,8 +258,10 @@ class PerceptionNode(LifecycleNode):
             return
         self._camera_frame = msg.header.frame_id
         stamp = conv.stamp_to_ns(msg.header.stamp)
-        self._stream_event(self.buffer.add_frame(stamp, msg, time.monotonic()), "camera")
-        self._process()
+        self.timings.add("image_arrival_lag", (self._now_ns() - stamp) / NS)
+        self._stream_event(self.buffer.add_frame(stamp, FrameSlot(msg), time.monotonic()),
+                           "camera")
+        self._hand_off(self.buffer.take_selected_frames())
 
     def _on_audio(self, msg) -> None:
         if self.buffer is None:
@@ -207,9 +275,19 @@ class PerceptionNode(LifecycleNode):
                        "audio_unsupported" if "format" in text else "audio_invalid")
             self._warn(counter, f"audio dropped: {text}")
             return
+        self.timings.add("audio_arrival_lag", (self._now_ns() - chunk.end_ns) / NS)
         self._stream_event(self.buffer.add_audio(chunk.stamp_ns, chunk.samples,
                                                  chunk.sample_rate, time.monotonic()), "microphone")
-        self._process()
+        self._hand_off()
+
+    def _on_frames_lost(self, info: QoSMessageLostInfo) -> None:
+        self.health.count("frames_lost", info.total_count_change)
+
+    def _on_audio_lost(self, info: QoSMessageLostInfo) -> None:
+        self._warn("audio_lost", f"{info.total_count_change} audio message(s) lost in transport")
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
 
     def _audio_chunk(self, msg) -> conv.AudioChunk:
         kind = self._cfg["audio_msg_type"]
@@ -231,30 +309,107 @@ class PerceptionNode(LifecycleNode):
             channels=self._cfg["audio_channels"], sample_rate=self._cfg["audio_sample_rate"],
             stamp_ns=stamp)
 
-    # --- processing -------------------------------------------------------------------
-    def _decode(self, msg) -> Any:
-        if isinstance(msg, Image):
-            return conv.image_to_rgb(msg, max_pixels=self._cfg["max_image_pixels"])
-        return conv.compressed_to_rgb(msg)
+    # --- processing (worker thread) ----------------------------------------------------
+    def _hand_off(self, frames: Optional[list] = None) -> None:
+        """Give the worker the newly kept frames and the windows that are ready now."""
+        windows = self.buffer.pop_ready(time.monotonic())
+        dropped = []
+        with self._cv:
+            if frames:
+                self._to_prepare.extend(frames)
+            for window in windows:
+                self.timings.add("window_ready_lag", (self._now_ns() - window.end_ns) / NS)
+                if self._waiting is not None:
+                    dropped.append(self._waiting[0])
+                self._waiting = (window, time.monotonic())
+            if frames or windows:
+                self._cv.notify()
+        for window in dropped:
+            self._warn("windows_dropped", f"processing falls behind: window ending "
+                       f"{window.end_ns / NS:.3f} s dropped for a newer one")
 
-    def _process(self) -> None:
-        for window in self.buffer.pop_ready(time.monotonic()):
+    def _start_worker(self) -> None:
+        self._stopping = False
+        self._waiting = None
+        self._to_prepare.clear()
+        self._prepared_from_ns = 0
+        self._worker = threading.Thread(target=self._work, name="perception_worker", daemon=True)
+        self._worker.start()
+
+    def _stop_worker(self) -> None:
+        if self._worker is None:
+            return
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._worker.join(10.0)
+        if self._worker.is_alive():
+            self.get_logger().error("worker thread did not stop within 10 s")
+        self._worker = None
+
+    def _work(self) -> None:
+        """Worker loop: a waiting window first, else prepare one kept frame."""
+        while True:
+            with self._cv:
+                while not (self._stopping or self._waiting or self._to_prepare):
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                job, self._waiting = self._waiting, None
+                frame = None if job else self._to_prepare.popleft()
             try:
-                result = self.estimator.estimate(window, self._decode)
-            except Exception as e:  # a failing window must not take the node down
-                self._warn("inference_errors", f"window ending {window.end_ns / NS:.3f} s "
-                           f"failed: {e}")
-                continue
-            if result is None:
-                self._warn("windows_skipped", f"window ending {window.end_ns / NS:.3f} s "
-                           "has neither usable audio nor a face: no estimate")
-                continue
-            if self.estimator.last_bad_frames:
-                self._warn("image_invalid", f"{self.estimator.last_bad_frames} frame(s) of the "
-                           f"window ending {window.end_ns / NS:.3f} s not decodable: left out")
-            if window.has_video and not result.face_found:
-                self.health.count("windows_without_face")
-            self._publish(result)
+                if job:
+                    self.timings.add("queue_wait", time.monotonic() - job[1])
+                    self._process(job[0])
+                else:
+                    self._prepare(*frame)
+            except Exception as e:  # the worker must survive anything a window throws
+                self._warn("inference_errors", f"worker: {type(e).__name__}: {e}")
+
+    def _decode(self, slot: FrameSlot) -> Any:
+        if slot.grey is not None:
+            return slot.grey
+        if slot.error is not None:
+            raise conv.ConversionError(slot.error)
+        if isinstance(slot.msg, Image):
+            return conv.image_to_rgb(slot.msg, max_pixels=self._cfg["max_image_pixels"])
+        return conv.compressed_to_rgb(slot.msg, max_pixels=self._cfg["max_image_pixels"])
+
+    def _prepare(self, stamp: int, slot: FrameSlot) -> None:
+        """Decode a kept frame to grey and detect its face before its windows end."""
+        if stamp < self._prepared_from_ns or slot.grey is not None or slot.error is not None:
+            return
+        try:
+            slot.grey = to_grey(self._decode(slot))
+        except ValueError as e:
+            slot.error = str(e)
+            return
+        finally:
+            slot.msg = None  # keep the small grey image, not the message
+        # The estimator caches detections per frame stamp: a one-frame window fills it.
+        self.estimator.extractor.features(
+            Window(start_ns=stamp, end_ns=stamp, audio=None, sample_rate=0, audio_coverage=0.0,
+                   frames=[slot], frame_stamps_ns=[stamp]), self._decode)
+
+    def _process(self, window: Window) -> None:
+        self._prepared_from_ns = window.start_ns + int(round(self._cfg["hop_s"] * NS))
+        try:
+            result = self.estimator.estimate(window, self._decode)
+        except Exception as e:  # a failing window must not take the node down
+            self._warn("inference_errors", f"window ending {window.end_ns / NS:.3f} s "
+                       f"failed: {e}")
+            return
+        if result is None:
+            self._warn("windows_skipped", f"window ending {window.end_ns / NS:.3f} s "
+                       "has neither usable audio nor a face: no estimate")
+            return
+        self.timings.add("window_compute", result.inference_time)
+        if self.estimator.last_bad_frames:
+            self._warn("image_invalid", f"{self.estimator.last_bad_frames} frame(s) of the "
+                       f"window ending {window.end_ns / NS:.3f} s not decodable: left out")
+        if window.has_video and not result.face_found:
+            self.health.count("windows_without_face")
+        self._publish(result)
 
     def _publish(self, r: EmotionResult) -> None:
         msg = self._msg_type()()
@@ -274,8 +429,9 @@ class PerceptionNode(LifecycleNode):
         msg.valence, msg.arousal = r.valence, r.arousal
         msg.inference_time = float(r.inference_time)
         msg.model_id = self.estimator.model_id
-        msg.latency = float((self.get_clock().now().nanoseconds - r.end_ns) / NS)
+        msg.latency = float((self._now_ns() - r.end_ns) / NS)
         self._emotion_pub.publish(msg)
+        self.timings.add("latency", msg.latency)
         self.health.count("windows_published")
         if self.first_estimate_delay is None and self._activated_at is not None:
             self.first_estimate_delay = time.monotonic() - self._activated_at
@@ -290,9 +446,15 @@ class PerceptionNode(LifecycleNode):
     def publish_diagnostics(self) -> None:
         """Publish the counters and the state on /diagnostics."""
         level = self.health.level(self._last_diag_counts)
-        self._last_diag_counts = self.health.snapshot()
+        previous, self._last_diag_counts = self._last_diag_counts, self.health.snapshot()
+        behind = {k: self._last_diag_counts.get(k, 0) - previous.get(k, 0)
+                  for k in _BEHIND_COUNTERS if self._last_diag_counts.get(k, 0) != previous.get(k, 0)}
+        if behind:
+            level = max(level, 1)
         if self._config_error:
             level, message = 2, f"not configured: {self._config_error}"
+        elif behind and level == 1:
+            message = "falling behind: " + ", ".join(f"{n} {k}" for k, n in behind.items())
         elif self.health.last_problem and level:
             message = self.health.last_problem
         else:
@@ -304,6 +466,11 @@ class PerceptionNode(LifecycleNode):
             kv["model_id"] = self.estimator.model_id
         if self.first_estimate_delay is not None:
             kv["first_estimate_delay_s"] = f"{self.first_estimate_delay:.3f}"
+        buffer = self.buffer
+        if buffer is not None:
+            kv["frames_unused"] = buffer.frames_unused
+            kv["frames_held"] = buffer.frames_held
+        kv.update(self.timings.summary())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -1,0 +1,97 @@
+"""avemo_ros benchmark suite: one command, one table.
+
+    scripts/rosenv.sh python -m bench [--windows 50] [--hop 0.5] [--transports default,large_data]
+                                      [--skip stages,live,offline] [--node-param threads:=1]
+
+Sections: per-stage costs (this process), live latency through DDS with the node, a
+publisher and this recorder in three processes (once per Fast DDS transport setting), and
+offline evaluation speed. Prints a Markdown table (machine, figures, goals) and writes it
+to bench/results/latest.md, with every number in bench/results/latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--model-dir", type=Path, default=ROOT / "data" / "models" / "synthetic")
+    ap.add_argument("--windows", type=int, default=50, help="windows per live run")
+    ap.add_argument("--hop", type=float, default=0.5)
+    ap.add_argument("--transports", default="default,large_data",
+                    help="comma list of Fast DDS settings for the live runs: default, large_data")
+    ap.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="extra perception_node parameter for the live runs (repeatable)")
+    ap.add_argument("--threads", type=int, default=1, help="threads for the per-stage timings")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: stages, live, offline")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.md / latest.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not (args.model_dir / "manifest.json").is_file():
+        print(f"no model bundle at {args.model_dir}: run `make model` first", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))  # shared by the 3 processes
+    from . import live, offline_speed, report, stages
+    from .machine import load_average, machine_info
+
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    t0 = time.monotonic()
+    res = {"command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "machine": machine_info(), "load_start": load_average()}
+    if "live" not in skip:
+        import rclpy
+
+        from avemo_ros.ros.harness import Recorder
+
+        rclpy.init()
+        recorder = Recorder("bench_recorder")
+        res["live"] = []
+        try:
+            for transport in [t.strip() for t in args.transports.split(",") if t.strip()]:
+                print(f"live run: {transport} transport, {args.windows} windows ...", file=sys.stderr)
+                try:
+                    res["live"].append(live.run_live(args.model_dir, windows=args.windows, hop_s=args.hop,
+                                                     transport=transport, node_params=tuple(args.node_param),
+                                                     recorder=recorder))
+                except Exception as e:  # one failed run must not hide the others
+                    res["live"].append({"transport": transport, "error": f"{type(e).__name__}: {e}"})
+        finally:
+            recorder.close()
+            rclpy.shutdown()
+    if "stages" not in skip:
+        print("per-stage costs ...", file=sys.stderr)
+        res["stages"] = stages.run(args.model_dir, threads=args.threads)
+    if "offline" not in skip:
+        why = offline_speed.available()
+        if why:
+            res["offline"] = {"pending": f"avemo_ros.offline / bags not usable yet: {why}"}
+        else:
+            print("offline evaluation ...", file=sys.stderr)
+            try:
+                res["offline"] = offline_speed.run(args.model_dir, hop_s=args.hop)
+            except Exception as e:  # report it in the table
+                res["offline"] = {"error": f"{type(e).__name__}: {e}"}
+    res["load_end"] = load_average()
+    res["duration_s"] = time.monotonic() - t0
+    text = report.render(res)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.md").write_text(text)
+    (args.out / "latest.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

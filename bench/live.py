@@ -1,0 +1,131 @@
+"""Window end -> EmotionEstimate latency through DDS, with the node's CPU share and memory.
+
+The perception node runs in its own process (the in-process runner, default YAML plus
+``hop_s``); a second process (``bench.publisher``) publishes a 30 fps 640x480 bgr8 camera
+and a 16 kHz microphone in real time; this process only records the estimates (receive
+time on the system clock) and /diagnostics. Three processes, so neither the publisher
+nor the recorder competes for the node's GIL.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .timing import percentiles
+
+NS = 1_000_000_000
+HERE = Path(__file__).resolve().parent
+TRANSPORTS = {
+    "default": {},
+    "large_data": {"FASTDDS_DEFAULT_PROFILES_FILE": str(HERE / "fastdds_large_data.xml")},
+}
+
+
+def proc_stats(pid: int) -> dict:
+    """CPU seconds (user + system), current and peak RSS (bytes) of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            status[key] = int(value.split()[0]) * 1024
+    return {"cpu_s": cpu, "rss": status.get("VmRSS", 0), "peak_rss": status.get("VmHWM", 0)}
+
+
+def torch_loaded(pid: int) -> bool:
+    """Whether the process has PyTorch's native library mapped (i.e. imported torch)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "libtorch" in maps or "/torch/_C" in maps
+
+
+def run_live(bundle: Path, *, windows: int = 50, hop_s: float = 0.5, transport: str = "default",
+             node_params: tuple[str, ...] = (), recorder=None) -> dict:
+    """One live run; ``recorder``: a harness.Recorder in this process (rclpy initialised)."""
+    from avemo_ros.ros import harness as h
+
+    stream_s = 3.0 + windows * hop_s + 0.2
+    env = TRANSPORTS[transport]
+    recorder.clear()
+    t_launch = time.monotonic()
+    node = h.PerceptionProcess(bundle, f"hop_s:={hop_s}", *node_params, env=env)
+    lag_file = Path(tempfile.mkstemp(prefix="avemo_pub_", suffix=".json")[1])
+    pub = subprocess.Popen([sys.executable, "-m", "bench.publisher", "--seconds", str(stream_s),
+                            "--json", str(lag_file)], env={**h.ros_env(), **env},
+                           cwd=str(HERE.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    samples = []  # (time.time_ns(), proc_stats)
+    try:
+        deadline = time.monotonic() + stream_s + 180
+        while pub.poll() is None and time.monotonic() < deadline:
+            if node.proc.poll() is not None:
+                raise RuntimeError("perception node exited:\n" + node.stop()[-3000:])
+            samples.append((time.time_ns(), proc_stats(node.proc.pid)))
+            time.sleep(0.25)
+        if pub.poll() is None:
+            pub.kill()
+            raise RuntimeError("publisher did not finish in time")
+        pub_out = pub.stdout.read() if pub.stdout else ""
+        if pub.returncode != 0:
+            raise RuntimeError(f"publisher failed ({pub.returncode}):\n{pub_out[-3000:]}")
+        expected = int((stream_s - 3.0) / hop_s + 1e-9) + 1
+        t_wait = time.monotonic() + 5.0
+        while len(recorder.estimates) < expected and time.monotonic() < t_wait:
+            time.sleep(0.1)
+        time.sleep(1.2)  # one more /diagnostics period
+        torch_in_node = torch_loaded(node.proc.pid)
+        final = proc_stats(node.proc.pid)
+        counters = recorder.last_counters()
+    finally:
+        if pub.poll() is None:
+            pub.kill()
+        node_log = node.stop()
+    published = json.loads(lag_file.read_text())
+    lag_file.unlink()
+    base = published["base_ns"]
+    # CPU share in steady state: from the first window end to the end of the stream
+    steady = [(t, s) for t, s in samples if base + 3 * NS <= t <= base + int(stream_s * NS)]
+    cpu_share = float("nan")
+    if len(steady) >= 2:
+        (t0, s0), (t1, s1) = steady[0], steady[-1]
+        cpu_share = (s1["cpu_s"] - s0["cpu_s"]) / ((t1 - t0) / NS)
+    got = [(rx, m) for rx, m in list(recorder.estimates)]
+    sub_lat = [(rx - (m.header.stamp.sec * NS + m.header.stamp.nanosec)) / 1e6 for rx, m in got]
+    pub_lat = [m.latency * 1e3 for _, m in got]
+    compute = [m.inference_time * 1e3 for _, m in got]
+    timing_keys = [k for k in counters if k.endswith("_ms")]
+    return {
+        "transport": transport,
+        "hop_s": hop_s,
+        "stream_s": round(stream_s, 2),
+        "node_params": list(node_params),
+        "windows_expected": expected,
+        "estimates_received": len(got),
+        "windows_dropped": int(counters.get("windows_dropped", 0)),
+        "latency_at_subscriber_ms": percentiles(sub_lat),
+        "latency_at_publication_ms": percentiles(pub_lat),
+        "window_compute_ms": percentiles(compute, (50, 95)),
+        "node_breakdown_ms": {k[:-3]: counters[k] for k in timing_keys},
+        "publisher_lag_ms": {k: percentiles(v, (50, 95, 99)) for k, v in published["lag_ms"].items()},
+        "frames_published": published["frames"],
+        "frames_received": int(counters.get("frames_received", 0)),
+        "frames_lost_in_transport": int(counters.get("frames_lost", 0)),
+        "frames_unused": int(counters.get("frames_unused", 0)),
+        "audio_chunks_published": published["audio_chunks"],
+        "audio_chunks_received": int(counters.get("audio_chunks_received", 0)),
+        "first_estimate_after_activation_s": float(counters.get("first_estimate_delay_s", "nan")),
+        "node_cpu_share_of_one_core": round(cpu_share, 3),
+        "node_rss_mb": round(final["rss"] / 2**20, 1),
+        "node_peak_rss_mb": round(max([final["peak_rss"]] + [s["peak_rss"] for _, s in samples]) / 2**20, 1),
+        "torch_in_node": torch_in_node,
+        "modalities": sorted({int(m.modalities) for _, m in got}),
+        "launch_to_end_s": round(time.monotonic() - t_launch, 1),
+        "node_log_tail": node_log[-1500:],
+    }

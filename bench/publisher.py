@@ -1,0 +1,103 @@
+"""Camera + microphone publisher for the live benchmark, in its own process.
+
+    python -m bench.publisher --seconds 28 --json lag.json
+
+Publishes 640x480 bgr8 frames at 30 fps and 32 ms AudioStamped int16 chunks at 16 kHz in
+real time (a synthetic held-out clip, looped with continuing stamps; header stamp = the
+scheduled time on the system clock) once a subscriber exists on both topics, and writes
+how late each publish call returned relative to its stamp (publisher lag).
+"""
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+NS = 1_000_000_000
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, required=True, help="stream duration")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    ap.add_argument("--chunk", type=int, default=512, help="audio samples per message")
+    ap.add_argument("--wait", type=float, default=120.0, help="max seconds to wait for subscribers")
+    ap.add_argument("--json", type=Path, required=True)
+    args = ap.parse_args(argv)
+
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    import audio_common_msgs.msg as acm
+
+    from avemo_ros.audio_features import resample
+    from avemo_ros.ros import conversions as conv
+    from training.synthetic import render_clip
+
+    w, h = (int(v) for v in args.size.split("x"))
+    frames, audio, rate = render_clip("happy", 20, duration_s=4.0, seed=5, size=(w, h), intensity=2)
+    audio = resample(audio, rate, 16000)
+    bgr = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # bgr8 pixels, converted once
+    rclpy.init()
+    node = rclpy.create_node("bench_publisher")
+    image_pub = node.create_publisher(Image, "image", 10)
+    audio_pub = node.create_publisher(acm.AudioStamped, "audio",
+                                      QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    deadline = time.monotonic() + args.wait
+    while (image_pub.get_subscription_count() == 0 or audio_pub.get_subscription_count() == 0):
+        if time.monotonic() > deadline:
+            print("no subscriber on image and audio", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    time.sleep(0.5)  # let discovery settle on both ends
+    template = conv.rgb_to_image(frames[0], 0, "camera", encoding="bgr8")
+    chunk_s = args.chunk / 16000
+    clip_s = len(frames) / args.fps
+    lag = {"image": [], "audio": []}
+    base = time.time_ns()
+    t0 = time.monotonic()
+    fi = ai = 0
+    n_frames = int(args.seconds * args.fps)
+    while fi < n_frames:
+        t_frame, t_audio = fi / args.fps, ai * chunk_s
+        due_audio = t_audio + chunk_s  # a chunk is complete (publishable) at its end
+        delay = min(t_frame, due_audio) - (time.monotonic() - t0)
+        if delay > 0:
+            time.sleep(delay)
+        if t_frame <= due_audio:
+            msg = Image(height=template.height, width=template.width, encoding="bgr8",
+                        is_bigendian=0, step=template.step)
+            msg.header.frame_id = "camera"
+            msg.header.stamp = conv.ns_to_stamp(base + int(round(t_frame * NS)))
+            data = array.array("B")
+            data.frombytes(bgr[fi % len(bgr)].data)  # one copy, no per-pixel Python checks
+            msg.data = data
+            image_pub.publish(msg)
+            lag["image"].append((time.time_ns() - base) / 1e6 - t_frame * 1e3)
+            fi += 1
+        else:
+            a = int(round((t_audio % clip_s) * 16000))
+            samples = audio[a:a + args.chunk]
+            if len(samples) < args.chunk:
+                samples = np.concatenate([samples, audio[:args.chunk - len(samples)]])
+            audio_pub.publish(conv.chunk_to_audio_stamped(
+                samples, 16000, base + int(round(t_audio * NS)), "microphone", acm))
+            lag["audio"].append((time.time_ns() - base) / 1e6 - due_audio * 1e3)
+            ai += 1
+    time.sleep(0.5)
+    args.json.write_text(json.dumps({"base_ns": base, "frames": fi, "audio_chunks": ai,
+                                     "lag_ms": lag}))
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
