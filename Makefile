@@ -19,7 +19,8 @@ data: setup  ## the synthetic RAVDESS-layout dataset
 
 $(BUNDLE)/manifest.json:
 	$(MAKE) setup
-	$(PY) -m training.quickstart --data $(DATA)/synthetic --out $(BUNDLE) --cache $(DATA)/cache
+	$(PY) -m training.train synthetic.yaml --data $(DATA)/synthetic --out $(DATA)/runs/synthetic \
+		--bundle $(BUNDLE) --cache $(DATA)/cache
 
 model: setup $(BUNDLE)/manifest.json  ## train the three networks and export the bundle
 

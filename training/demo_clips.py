@@ -2,7 +2,7 @@
 
     python -m training.demo_clips --out data/demo
 
-Renders a few emotions of an actor that the quickstart model never trained on (actor 20
+Renders a few emotions of an actor that the synthetic.yaml model never trained on (actor 20
 is in its test split), single utterances like the training clips, as mp4 (H.264 + AAC).
 """
 from __future__ import annotations

@@ -14,6 +14,7 @@ nodes load.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
 import yaml
 
 from avemo_ros.audio_features import AudioFeatureConfig
@@ -31,8 +33,8 @@ from .datasets import open_dataset
 from .export import network_input_shape, write_bundle
 from .features import FeatureSet, extract_features
 from .report import ModelScore, score_model, write_training_report
-from .trainer import (TrainConfig, distributed_context, predict, seed_everything,
-                      train_classifier)
+from .trainer import (TrainConfig, balanced_class_weights, distributed_context, predict,
+                      seed_everything, train_classifier)
 
 log = logging.getLogger("training.train")
 
@@ -161,9 +163,16 @@ def _train_one(model, role: str, x: list[np.ndarray], fs: FeatureSet, masks: Spl
 
 def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[Path] = None,
         fold: Optional[str | int] = None, resume: bool = False, workers: int = 2, seed: int = 0,
-        epochs_scale: float = 1.0) -> dict:
-    """Train, evaluate and export as ``cfg`` says; returns the report dict."""
+        epochs_scale: float = 1.0, bundle_dir: Optional[Path] = None) -> dict:
+    """Train, evaluate and export as ``cfg`` says; returns the report dict.
+
+    The bundle goes to ``bundle_dir`` (default ``run_dir/bundle``).
+    """
     t0 = time.perf_counter()
+    audio_net = cfg.networks.get("audio") or cfg.networks.get("joint")
+    if audio_net and nets.audio_feature_kind(audio_net) != cfg.audio.kind:
+        raise ConfigError(f"{cfg.name}: {audio_net} takes {nets.audio_feature_kind(audio_net)} "
+                          f"features but preprocessing.audio.kind is {cfg.audio.kind}")
     dist = distributed_context()
     run_dir = Path(run_dir)
     ds_opts = {k: v for k, v in cfg.dataset.items() if k not in ("name", "fold")}
@@ -178,12 +187,13 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
              len(train_clips), len(val_clips), len(test_clips), len(labels), labels)
 
     # Rank 0 extracts; the other ranks then read the same cache.
-    if dist.rank != 0:
-        dist.barrier()
+    if dist.distributed and not dist.is_main:
+        torch.distributed.barrier()
     fs = extract_features(clips, labels, audio_cfg=cfg.audio, video_cfg=cfg.video, hop_s=cfg.hop_s,
-                          cache_dir=cache_dir, workers=workers)
-    if dist.rank == 0 and dist.world_size > 1:
-        dist.barrier()
+                          cache_dir=cache_dir, workers=workers if dist.is_main else 1,
+                          progress=dist.is_main)
+    if dist.distributed and dist.is_main:
+        torch.distributed.barrier()
     t_feat = time.perf_counter()
     masks = _split_masks(fs, clip_split)
     xa, xv = modality_inputs(fs, cfg)
@@ -194,16 +204,20 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
     results: dict[str, Any] = {}
 
     if "joint" in cfg.networks:
-        joint = nets.build_network("joint", cfg.networks["joint"], nc,
-                                   audio_shape=tuple(xa.shape[1:]), video_shape=tuple(xv.shape[1:]))
+        joint = nets.build_network("fusion", cfg.networks["joint"], nc,
+                                   input_shape=(cfg.audio.shape, cfg.video.shape))
         tc = train_config(cfg, "joint", seed, epochs_scale)
+        weights = (balanced_class_weights(fs.labels[masks.train & both], nc)
+                   if tc.class_weights else None)
         results["joint"] = _train_one(joint, "joint", [xa, xv], fs, masks, both, nc, tc, run_dir,
-                                      resume, loss_fn=nets.joint_loss, augment=_augment(cfg, "joint"))
+                                      resume, augment=_augment(cfg, "joint"),
+                                      loss_fn=functools.partial(nets.joint_loss, class_weights=weights))
         trained.update(audio=joint.audio_net, video=joint.video_net, **{"fusion:joint": joint.fusion_net})
-    for role, x, usable in (("audio", xa, fs.has_audio), ("video", xv, fs.has_face)):
+    for role, x, usable, shape in (("audio", xa, fs.has_audio, cfg.audio.shape),
+                                   ("video", xv, fs.has_face, cfg.video.shape)):
         if role not in cfg.networks:
             continue
-        model = nets.build_network(role, cfg.networks[role], nc, input_shape=tuple(x.shape[1:]))
+        model = nets.build_network(role, cfg.networks[role], nc, input_shape=shape)
         tc = train_config(cfg, role, seed, epochs_scale)
         results[role] = _train_one(model, role, [x], fs, masks, usable, nc, tc, run_dir, resume,
                                    augment=_augment(cfg, role))
@@ -232,7 +246,7 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
                                       run_dir, resume)
             trained[key] = model
     t_train = time.perf_counter()
-    if dist.rank != 0:
+    if not dist.is_main:
         return {}
 
     scores = evaluate(trained, outputs, fs, masks.test, labels, cfg)
@@ -249,13 +263,15 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
     }
     if cfg.export and {"audio", "video"} <= set(trained) and any(k.startswith("fusion:") for k in trained):
         fusion_key = next(k for k in trained if k.startswith("fusion:"))
-        manifest = write_bundle(run_dir / "bundle", audio_model=trained["audio"],
+        bundle_dir = Path(bundle_dir) if bundle_dir is not None else run_dir / "bundle"
+        manifest = write_bundle(bundle_dir, audio_model=trained["audio"],
                                 video_model=trained["video"], fusion_model=trained[fusion_key],
                                 labels=labels, audio_cfg=cfg.audio, video_cfg=cfg.video,
                                 name=f"avemo-{cfg.name}", version="0.1.0",
                                 training={"config": cfg.name, "dataset": dataset.name, "fold": fold,
-                                          "held_out": {s.name: s.clip.accuracy for s in scores}})
-        extra["bundle"] = {"dir": str(run_dir / "bundle"), "model_id": manifest.model_id,
+                                          "held_out_window_accuracy":
+                                              {s.name: s.window.accuracy for s in scores}})
+        extra["bundle"] = {"dir": str(bundle_dir), "model_id": manifest.model_id,
                            "fusion": fusion_key}
     else:
         log.info("no bundle written: it needs audio, video and a fusion network (or export: false)")
@@ -318,6 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="dataset root (RAVDESS Actor_XX folders, "
                     "IEMOCAP Session1..5, or the synthetic set's folder)")
     ap.add_argument("--out", type=Path, required=True, help="run directory")
+    ap.add_argument("--bundle", type=Path, default=None,
+                    help="where the model bundle goes (default: OUT/bundle)")
     ap.add_argument("--cache", type=Path, default=Path("data/cache"), help="feature cache directory")
     ap.add_argument("--fold", default=None, help="fold name or index (default: the config's)")
     ap.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
@@ -336,7 +354,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     fold = int(args.fold) if args.fold is not None and str(args.fold).isdigit() else args.fold
     report = run(cfg, args.data, args.out, cache_dir=args.cache, fold=fold, resume=args.resume,
-                 workers=args.workers, seed=args.seed, epochs_scale=args.epochs_scale)
+                 workers=args.workers, seed=args.seed, epochs_scale=args.epochs_scale,
+                 bundle_dir=args.bundle)
     if report:
         print((args.out / "comparison.md").read_text())
     return 0
