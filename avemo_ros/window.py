@@ -1,7 +1,9 @@
 """Window buffer: audio chunks and camera frames keyed on header stamps -> analysis windows.
 
 Windows are [end - W, end] with ends on a grid of hop H that starts at the first stamp
-seen. A window is handed out once every modality covers its end. A modality that does not
+seen. A window is handed out once every modality covers it: audio up to its end, video up
+to its last frame sample time (``select_times``; the frames after it cannot change which
+frames the window selects). A modality that does not
 is waited for while it is alive: with arrival times (live use), while its last message
 arrived less than ``grace_s`` ago and the other stream leads by less than one window; without
 them (offline, in-order feeding), until the newest stamp is ``grace_s`` past the end. A dead
@@ -210,9 +212,19 @@ class WindowBuffer:
         cands = [v for v in (self._audio_end_ns, self._last_frame_ns()) if v is not None]
         return max(cands) if cands else None
 
-    def _waiting_for(self, modality: str, covered_ns: Optional[int], end: int, latest: int,
+    def _video_covers(self, start: int, end: int) -> bool:
+        """Whether the frames a window selects are all known: a frame at or after its last
+        sample time has arrived (later frames up to the end cannot change the selection)."""
+        last = self._last_frame_ns()
+        if last is None:
+            return False
+        if last >= end or self.n_frames <= 0:
+            return last >= end
+        return last / NS >= select_times(start / NS, end / NS, self.n_frames)[-1]
+
+    def _waiting_for(self, modality: str, covered: bool, end: int, latest: int,
                      now_s: Optional[float]) -> bool:
-        if covered_ns is not None and covered_ns >= end:
+        if covered:
             return False
         arrival = self._arrival.get(modality)
         if now_s is not None and arrival is not None:
@@ -230,8 +242,9 @@ class WindowBuffer:
             end = self._next_end_ns
             if end > latest:  # never a window beyond the newest input
                 break
-            if self._waiting_for("audio", self._audio_end_ns, end, latest, now_s) or \
-                    self._waiting_for("video", self._last_frame_ns(), end, latest, now_s):
+            audio_covered = self._audio_end_ns is not None and self._audio_end_ns >= end
+            if self._waiting_for("audio", audio_covered, end, latest, now_s) or self._waiting_for(
+                    "video", self._video_covers(end - self.window_ns, end), end, latest, now_s):
                 break
             out.append(self._assemble(end - self.window_ns, end))
             self._next_end_ns = end + self.hop_ns

@@ -120,7 +120,7 @@ def run_live(bundle: Path, *, windows: int = 50, hop_s: float = 0.5, transport: 
         "frames_unused": int(counters.get("frames_unused", 0)),
         "audio_chunks_published": published["audio_chunks"],
         "audio_chunks_received": int(counters.get("audio_chunks_received", 0)),
-        "first_estimate_after_activation_s": float(counters.get("first_estimate_delay_s", "nan")),
+        "stream_start_to_first_estimate_s": round((min(rx for rx, _ in got) - base) / NS, 3) if got else None,
         "node_cpu_share_of_one_core": round(cpu_share, 3),
         "node_rss_mb": round(final["rss"] / 2**20, 1),
         "node_peak_rss_mb": round(max([final["peak_rss"]] + [s["peak_rss"] for _, s in samples]) / 2**20, 1),

@@ -2,8 +2,8 @@
 
     python -m bench.publisher --seconds 28 --json lag.json
 
-Publishes 640x480 bgr8 frames at 30 fps and 32 ms AudioStamped int16 chunks at 16 kHz in
-real time (a synthetic held-out clip, looped with continuing stamps; header stamp = the
+Publishes 640x480 bgr8 frames at 30 fps (half a frame out of phase with the window grid)
+and 32 ms AudioStamped int16 chunks at 16 kHz in real time (a synthetic held-out clip, looped with continuing stamps; header stamp = the
 scheduled time on the system clock) once a subscriber exists on both topics, and writes
 how late each publish call returned relative to its stamp (publisher lag).
 """
@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
     ap.add_argument("--chunk", type=int, default=512, help="audio samples per message")
+    ap.add_argument("--camera-phase", type=float, default=0.5,
+                    help="camera stamps lag the audio clock by this fraction of a frame interval "
+                         "(a real camera is not aligned with the window grid)")
     ap.add_argument("--wait", type=float, default=120.0, help="max seconds to wait for subscribers")
     ap.add_argument("--json", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -66,8 +69,10 @@ def main(argv=None) -> int:
     fi = ai = 0
     n_frames = int(args.seconds * args.fps)
     while fi < n_frames:
-        t_frame, t_audio = fi / args.fps, ai * chunk_s
-        due_audio = t_audio + chunk_s  # a chunk is complete (publishable) at its end
+        t_frame, t_audio = (fi + args.camera_phase) / args.fps, ai * chunk_s
+        # a chunk is complete (publishable) at its end; the first one goes out at once so
+        # that the window grid starts on the audio clock
+        due_audio = t_audio + chunk_s if ai else -1.0
         delay = min(t_frame, due_audio) - (time.monotonic() - t0)
         if delay > 0:
             time.sleep(delay)
@@ -89,7 +94,8 @@ def main(argv=None) -> int:
                 samples = np.concatenate([samples, audio[:args.chunk - len(samples)]])
             audio_pub.publish(conv.chunk_to_audio_stamped(
                 samples, 16000, base + int(round(t_audio * NS)), "microphone", acm))
-            lag["audio"].append((time.time_ns() - base) / 1e6 - due_audio * 1e3)
+            if ai:
+                lag["audio"].append((time.time_ns() - base) / 1e6 - due_audio * 1e3)
             ai += 1
     time.sleep(0.5)
     args.json.write_text(json.dumps({"base_ns": base, "frames": fi, "audio_chunks": ai,

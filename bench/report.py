@@ -81,8 +81,8 @@ def render(res: dict) -> str:
             f"<= {GOALS['rss_mb']:.0f} MB |",
             f"| ... torch imported by the node process | {'yes' if run['torch_in_node'] else 'no'}"
             f"{_mark(not run['torch_in_node'])} | no |",
-            f"| ... activation -> first estimate | {run['first_estimate_after_activation_s']:.2f} s | "
-            "3 s of input + compute |",
+            f"| ... first input message -> first estimate | {run['stream_start_to_first_estimate_s']} s | "
+            "3 s of input + latency |",
         ]
     off = res.get("offline")
     if off is None or "pending" in off:

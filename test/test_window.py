@@ -29,7 +29,9 @@ def test_windows_every_hop_with_ends_on_the_grid():
     buf = WindowBuffer(window_s=3.0, hop_s=1.0, n_frames=20)
     ws = feed(buf, 100.0, 108.0)
     ends = [w.end_ns / NS for w in ws]
-    assert np.allclose(ends, [103.0, 104.0, 105.0, 106.0, 107.0], atol=1e-6)
+    # audio reaches 108.0 and the last frame (107.97 s) is past the window's last sample
+    # time (107.925 s): the window ending at 108 is complete too
+    assert np.allclose(ends, [103.0, 104.0, 105.0, 106.0, 107.0, 108.0], atol=1e-6)
     for w in ws:
         assert w.end_ns - w.start_ns == 3 * NS
         assert w.audio is not None and len(w.audio) == 3 * RATE
@@ -160,6 +162,27 @@ def test_window_is_emitted_once_both_streams_pass_its_end_without_waiting_for_gr
             ws += buf.pop_ready(now_s=arrival)
         assert [w.end_ns for w in ws] == [3 * NS]  # same instant: grace (5 s) plays no part
         assert ws[0].audio is not None and ws[0].has_video
+
+
+def test_video_covers_a_window_once_a_frame_passes_its_last_sample_time():
+    """A camera out of phase with the window grid: no need to wait for a frame at the end."""
+    from avemo_ros.face_frames import select_times
+
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=5.0)
+    for i in range(int(3.2 * RATE) // CHUNK):
+        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=1.0)
+    last_sample = select_times(0.0, 3.0, 20)[-1]
+    ws = []
+    for t in np.arange(0.0, 2.99, 1 / 30) + 0.4 / 30:  # frames never exactly on the window end
+        before = t < last_sample
+        buf.add_frame(int(round(t * NS)), t, arrival_s=1.0)
+        ws += buf.pop_ready(now_s=1.0)
+        if before:
+            assert ws == []
+        else:
+            break
+    assert [w.end_ns for w in ws] == [3 * NS]  # emitted with the first frame past 2.925 s
+    assert max(ws[0].frame_stamps_ns) <= 3 * NS
 
 
 def test_grace_caps_the_wait_for_a_silent_modality():
