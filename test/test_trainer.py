@@ -270,17 +270,23 @@ def test_shards_cover_every_index_once_per_global_batch():
                                   np.sort(order[:8]))
 
 
-def test_ddp_with_two_cpu_processes_under_torchrun(tmp_path):
+def torchrun_selftest(out_dir, *args):
+    """``torchrun --standalone --nproc_per_node 2 -m training.trainer --selftest out_dir``."""
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd + ["--standalone", "--nproc_per_node", "2", "-m", "training.trainer",
-                                 "--selftest", str(tmp_path / "ddp"), "--epochs", "4"],
+                                 "--selftest", str(out_dir), *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     clues = [ln for ln in proc.stderr.splitlines()
              if any(w in ln for w in ("Error", "terminate", "what()", "Exception", "rror:"))]
     assert proc.returncode == 0, "\n".join(clues[:40]) + "\n...\n" + proc.stderr[-2000:]
+    return proc
+
+
+def test_ddp_with_two_cpu_processes_under_torchrun(tmp_path):
+    proc = torchrun_selftest(tmp_path / "ddp", "--epochs", "4")
     ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1)]  # both finished
     assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["world_size"] == 2  # rank 0's report
@@ -300,3 +306,11 @@ def test_ddp_with_two_cpu_processes_under_torchrun(tmp_path):
         assert a["val_accuracy"] == b["val_accuracy"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     shutil.rmtree(tmp_path / "single")
+
+    # Two ranks stopped after epoch 2 and resumed to 4 end where the straight run ended.
+    torchrun_selftest(tmp_path / "split", "--epochs", "2")
+    torchrun_selftest(tmp_path / "split", "--epochs", "4", "--resume")
+    for r in (0, 1):
+        resumed = torch.load(tmp_path / "split" / f"rank{r}.pt")["model"]
+        for k, v in ranks[0]["model"].items():
+            assert torch.equal(resumed[k], v), (r, k)

@@ -399,17 +399,16 @@ def _evaluate(model: nn.Module, inputs: Sequence[np.ndarray], labels: np.ndarray
     """Confusion matrix and mean loss over the validation set, sharded over the ranks."""
     model.eval()
     mine = np.arange(ctx.rank, len(labels), ctx.world_size)
-    cm = torch.zeros(n_classes * n_classes, dtype=torch.float64, device=ctx.device)
-    loss_sum = torch.zeros(1, dtype=torch.float64, device=ctx.device)
+    stats = np.zeros(n_classes * n_classes + 1)  # confusion counts, then the loss sum
     with torch.no_grad():
         for i in range(0, len(mine), batch_size):
             idx = mine[i:i + batch_size]
             out = model(*_to_device(inputs, idx, ctx.device))
             y = torch.from_numpy(labels[idx]).to(ctx.device)
-            loss_sum += loss(out, y).double() * len(idx)
-            pred = logits_of(out).argmax(1)
-            cm += torch.bincount(y * n_classes + pred, minlength=n_classes * n_classes).double()
-    stats = _all_reduce(torch.cat([cm, loss_sum]), ctx).cpu().numpy()
+            stats[-1] += float(loss(out, y)) * len(idx)
+            pred = logits_of(out).argmax(1).cpu().numpy()
+            stats[:-1] += np.bincount(labels[idx] * n_classes + pred, minlength=n_classes ** 2)
+    stats = _all_reduce(torch.from_numpy(stats).to(ctx.device), ctx).cpu().numpy()
     return stats[:-1].reshape(n_classes, n_classes), float(stats[-1] / max(len(labels), 1))
 
 
@@ -675,8 +674,8 @@ def selftest_data(n: int = 192, n_in: int = 8, n_classes: int = 3, seed: int = 0
     return x[:n], y[:n], x[n:], y[n:]
 
 
-def run_selftest(out_dir: str | Path, epochs: int = 4,
-                 batch_size: int = 32) -> tuple[nn.Module, TrainResult]:
+def run_selftest(out_dir: str | Path, epochs: int = 4, batch_size: int = 32,
+                 resume: bool = False) -> tuple[nn.Module, TrainResult]:
     """Train the tiny network on blobs into ``out_dir`` (one process, or each torchrun rank).
 
     No class weights (balanced data) and no dropout, so one process and N ranks on the same
@@ -689,7 +688,7 @@ def run_selftest(out_dir: str | Path, epochs: int = 4,
     seed_everything(cfg.seed)
     model = _TinyNet()
     res = train_classifier(model, [xt], yt, [xv], yv, 3, cfg, "selftest", out_dir=out_dir,
-                           device="cpu", progress=False)
+                           resume=resume, device="cpu", progress=False)
     return model, res
 
 
@@ -699,9 +698,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="run directory; each rank also writes rank<N>.pt with its final weights")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    model, res = run_selftest(args.selftest, args.epochs, args.batch_size)
+    model, res = run_selftest(args.selftest, args.epochs, args.batch_size, args.resume)
     ctx = distributed_context("cpu")
     torch.save({"model": model.state_dict(), "history": res.history, "rank": ctx.rank,
                 "world_size": ctx.world_size}, args.selftest / f"rank{ctx.rank}.pt")
