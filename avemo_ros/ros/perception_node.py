@@ -240,6 +240,8 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().warning(text, throttle_duration_sec=self._cfg.get("log_throttle_s", 5.0))
 
     def _stream_event(self, event: StreamEvent, what: str) -> None:
+        if event is StreamEvent.BACKWARDS:
+            self._prepared_from_ns = 0  # a new clock: prepare its frames again
         if event is not StreamEvent.OK:
             self._warn(_STREAM_COUNTERS[event], f"{what}: {event.value}")
 
