@@ -528,6 +528,8 @@ def joint_loss(outputs: JointOutput, y: torch.Tensor, aux_weight: float = 0.5,
         raise TypeError(f"joint_loss needs the JointOutput of a {JointCnnRnn3dCnn.architecture} "
                         f"network, got {type(outputs).__name__}")
     ce = nn.functional.cross_entropy
+    if class_weights is not None:
+        class_weights = class_weights.to(outputs.logits.device)
     fused = ce(outputs.logits, y, weight=class_weights)
     aux = ce(outputs.audio_logits, y, weight=class_weights) + ce(outputs.video_logits, y,
                                                                  weight=class_weights)

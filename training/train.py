@@ -29,12 +29,12 @@ from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.face_frames import VideoFeatureConfig
 
 from . import models as nets
-from .datasets import open_dataset
+from .datasets import DatasetError, open_dataset
 from .export import network_input_shape, write_bundle
 from .features import FeatureSet, extract_features
 from .report import ModelScore, score_model, write_training_report
 from .trainer import (TrainConfig, balanced_class_weights, distributed_context, predict,
-                      seed_everything, train_classifier)
+                      seed_everything, shutdown_distributed, train_classifier)
 
 log = logging.getLogger("training.train")
 
@@ -353,9 +353,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.error("%s", e)
         return 2
     fold = int(args.fold) if args.fold is not None and str(args.fold).isdigit() else args.fold
-    report = run(cfg, args.data, args.out, cache_dir=args.cache, fold=fold, resume=args.resume,
-                 workers=args.workers, seed=args.seed, epochs_scale=args.epochs_scale,
-                 bundle_dir=args.bundle)
+    try:
+        report = run(cfg, args.data, args.out, cache_dir=args.cache, fold=fold, resume=args.resume,
+                     workers=args.workers, seed=args.seed, epochs_scale=args.epochs_scale,
+                     bundle_dir=args.bundle)
+    except (ConfigError, DatasetError) as e:
+        log.error("%s", e)
+        return 2
+    finally:
+        shutdown_distributed()
     if report:
         print((args.out / "comparison.md").read_text())
     return 0
