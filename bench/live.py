@@ -24,7 +24,7 @@ NS = 1_000_000_000
 HERE = Path(__file__).resolve().parent
 TRANSPORTS = {
     "default": {},
-    "large_data": {"FASTDDS_DEFAULT_PROFILES_FILE": str(HERE / "fastdds_large_data.xml")},
+    "large_data": {"FASTDDS_DEFAULT_PROFILES_FILE": str(HERE.parent / "config" / "fastdds_large_data.xml")},
 }
 
 

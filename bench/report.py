@@ -48,7 +48,7 @@ def render(res: dict) -> str:
         lat = run["latency_at_subscriber_ms"]
         ok = lat["p95"] <= GOALS["latency_p95_ms"]
         what = ("default Fast DDS" if t == "default" else
-                "Fast DDS large-data profile (`bench/fastdds_large_data.xml`)")
+                "Fast DDS large-data profile (`config/fastdds_large_data.xml`)")
         lines += [
             f"| window end -> EmotionEstimate at a subscriber, p50 / p95 / p99 ({what}; "
             f"640x480 bgr8 @ 30 fps + 16 kHz mic, hop {run['hop_s']} s, {run['estimates_received']} "

@@ -40,7 +40,7 @@ PARAMS = (
     ParamSpec("model_dir", "", "Model bundle directory (manifest.json + ONNX/engines)."),
     ParamSpec("backend", "auto", "Inference backend; auto = TensorRT when engines and a GPU "
               "exist, else ONNX Runtime.", choices=BACKENDS),
-    ParamSpec("threads", 0, "CPU threads per ONNX Runtime session (0 = library default).",
+    ParamSpec("threads", 1, "CPU threads per ONNX Runtime session (0 = library default).",
               range=(0, 64)),
     ParamSpec("hop_s", 1.0, "Seconds between estimates (window length comes from the model).",
               range=(0.1, 10.0)),
