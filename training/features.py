@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import re
 import tempfile
@@ -240,9 +241,10 @@ def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
     """Windows of every clip -> FeatureSet, from the cache where it has them.
 
     ``labels``: the dataset's ordered label list (``FeatureSet.labels`` indexes it).
-    ``workers`` > 1 extracts in that many processes; clips that cannot be read are
-    logged and left out (and tried again next time); ValueError when no clip gives a
-    window.
+    ``workers`` > 1 extracts in that many processes (started by a forkserver, so a
+    calling script needs the usual ``if __name__ == "__main__":`` guard). Clips that
+    cannot be read are logged and left out (and tried again next time); ValueError when
+    no clip gives a window.
     """
     label_index = {lbl: k for k, lbl in enumerate(labels)}
     unknown = sorted({c.label for c in clips} - set(label_index))
@@ -278,7 +280,12 @@ def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
                 _collect(i, windows, error, results, errors)
                 bar.update(1)
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+            # forkserver: workers forked from a clean server process, never from this
+            # one, whose OpenCV / OpenMP / FFmpeg threads can leave a forked child
+            # deadlocked on a lock held at fork time.
+            ctx = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                     initializer=_init_worker) as pool:
                 futures = [pool.submit(_extract_job, job) for job in jobs]
                 for fut in as_completed(futures):
                     _collect(*fut.result(), results, errors)
