@@ -77,6 +77,18 @@ class FeatureExtractor:
         self._boxes: OrderedDict[int, Optional[Box]] = OrderedDict()
         self._cache_size = cache_size
 
+    def reset(self) -> None:
+        """Forget cached face detections (a new clock: stamps may repeat with new images)."""
+        self._boxes.clear()
+
+    def prepare_frame(self, stamp_ns: int, grey: np.ndarray) -> Optional[Box]:
+        """Detect (and cache) the face of one grey frame ahead of the windows that use it."""
+        if stamp_ns not in self._boxes:
+            self._boxes[stamp_ns] = self.detector.detect(grey)
+            if len(self._boxes) > self._cache_size:
+                self._boxes.popitem(last=False)
+        return self._boxes.get(stamp_ns)
+
     def features(self, window: Window, decode: Callable[[Any], np.ndarray] = lambda p: p
                  ) -> WindowFeatures:
         """Compute the audio features and the face stack; frames are decoded only here."""
@@ -101,12 +113,8 @@ class FeatureExtractor:
             grey = decoded[stamp]
             if grey is None:
                 continue
-            if stamp not in self._boxes:
-                self._boxes[stamp] = self.detector.detect(grey)
-                if len(self._boxes) > self._cache_size:
-                    self._boxes.popitem(last=False)
             greys.append(grey)
-            boxes.append(self._boxes[stamp])
+            boxes.append(self.prepare_frame(stamp, grey))
         faces = build_face_stack(greys, boxes, self.video_cfg)
         timings["video_features"] = time.perf_counter() - t1
         return WindowFeatures(audio=spec, faces=faces, timings=timings, bad_frames=bad)

@@ -69,3 +69,18 @@ def test_crop_near_the_border_keeps_the_shape():
     assert crop_face(grey, (-20, -20, 100, 100), CFG).shape == (100, 60)
     assert crop_face(grey, (300, 200, 60, 60), CFG).shape == (100, 60)
     assert to_grey(np.zeros((4, 4, 3), np.uint8)).shape == (4, 4)
+
+
+def test_extractor_caches_detections_by_stamp_until_reset(clip):
+    from avemo_ros.audio_features import AudioFeatureConfig
+    from avemo_ros.estimator import FeatureExtractor
+    frames, _ = clip
+    ex = FeatureExtractor(AudioFeatureConfig(), CFG)
+    grey = to_grey(frames[0])
+    box = ex.prepare_frame(1000, grey)
+    assert box is not None
+    # Same stamp, another image (a restarted clock): the cached box is served ...
+    assert ex.prepare_frame(1000, np.zeros_like(grey)) == box
+    # ... until the cache is reset, when the new image is looked at.
+    ex.reset()
+    assert ex.prepare_frame(1000, np.zeros_like(grey)) is None

@@ -141,6 +141,7 @@ class PerceptionNode(LifecycleNode):
         self._worker: Optional[threading.Thread] = None
         self._stopping = False
         self._prepared_from_ns = 0  # frames older than this belong to processed windows only
+        self._clock_restarted = False
         self.context.on_shutdown(self._stop_worker)
         self._start_diagnostics()
 
@@ -242,6 +243,7 @@ class PerceptionNode(LifecycleNode):
     def _stream_event(self, event: StreamEvent, what: str) -> None:
         if event is StreamEvent.BACKWARDS:
             self._prepared_from_ns = 0  # a new clock: prepare its frames again
+            self._clock_restarted = True  # the worker drops the face boxes of the old clock
         if event is not StreamEvent.OK:
             self._warn(_STREAM_COUNTERS[event], f"{what}: {event.value}")
 
@@ -359,6 +361,9 @@ class PerceptionNode(LifecycleNode):
                     return
                 job, self._waiting = self._waiting, None
                 frame = None if job else self._to_prepare.popleft()
+            if self._clock_restarted:
+                self._clock_restarted = False
+                self.estimator.extractor.reset()
             try:
                 if job:
                     self.timings.add("queue_wait", time.monotonic() - job[1])
@@ -388,10 +393,7 @@ class PerceptionNode(LifecycleNode):
             return
         finally:
             slot.msg = None  # keep the small grey image, not the message
-        # The estimator caches detections per frame stamp: a one-frame window fills it.
-        self.estimator.extractor.features(
-            Window(start_ns=stamp, end_ns=stamp, audio=None, sample_rate=0, audio_coverage=0.0,
-                   frames=[slot], frame_stamps_ns=[stamp]), self._decode)
+        self.estimator.extractor.prepare_frame(stamp, slot.grey)
 
     def _process(self, window: Window) -> None:
         self._prepared_from_ns = window.start_ns + int(round(self._cfg["hop_s"] * NS))
