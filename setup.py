@@ -14,7 +14,7 @@ setup(
     ],
     extras_require={
         "train": ["torch==2.13.0", "onnx>=1.16", "tqdm>=4.66", "matplotlib>=3.8"],
-        "bags": ["rosbags>=0.10"],
+        "bags": ["rosbags>=0.11", "matplotlib>=3.8"],  # bag tools and evaluation reports
         "tensorrt": ["tensorrt>=10", "pycuda"],
     },
 )
