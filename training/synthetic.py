@@ -726,7 +726,9 @@ def generate_dataset(root: "str | os.PathLike", *, actors: Iterable[int] = range
                 _run_job(job)
                 bar.update(1)
         else:
-            with mp.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+            # forkserver: a fork of a process with threads (rclpy, torch, a test runner)
+            # can deadlock in the child; the server process has none.
+            with mp.get_context("forkserver").Pool(workers, initializer=_init_worker) as pool:
                 for _ in pool.imap_unordered(_run_job, todo, chunksize=2):
                     bar.update(1)
     finally:
