@@ -139,6 +139,15 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path | str) -> Path:
+    """Lay out and write a figure as a PNG (creating its folder)."""
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out
+
+
 def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: Path | str,
                    title: str = "") -> Path:
     """Confusion matrix as a PNG: colour = share of the true class, text = counts."""
@@ -163,13 +172,9 @@ def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: Path | st
                     ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
                             color="white" if share[i, j] > 0.5 else "black", fontsize=8)
         ax.set_title(title or "confusion matrix")
-        fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
+        return _save(fig, path)
     finally:
         plt.close(fig)
-    return out
 
 
 def plot_latency(latencies: Sequence[Optional[float]], path: Path | str, title: str = "") -> Path:
@@ -191,13 +196,9 @@ def plot_latency(latencies: Sequence[Optional[float]], path: Path | str, title: 
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("windows")
         ax.set_title(title or "latency per window")
-        fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
+        return _save(fig, path)
     finally:
         plt.close(fig)
-    return out
 
 
 # ----------------------------------------------------------------------------- files

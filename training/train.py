@@ -27,10 +27,11 @@ import yaml
 
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.face_frames import VideoFeatureConfig
+from avemo_ros.manifest import FUSION_INPUTS
 
 from . import models as nets
 from .datasets import DatasetError, open_dataset
-from .export import network_input_shape, write_bundle
+from .export import fusion_input_names, network_input_shape, write_bundle
 from .features import FeatureSet, extract_features
 from .report import ModelScore, score_model, write_training_report
 from .trainer import (TrainConfig, balanced_class_weights, distributed_context, predict,
@@ -233,7 +234,7 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
         key = f"fusion:{name}"
         la, fa = outputs["audio"]
         lv, fv = outputs["video"]
-        if name == "seed002_late_weighted":
+        if nets.network_class("fusion", name).fusion_inputs == "logits":  # late: fitted, not trained
             va = masks.val & both
             w = nets.fit_late_fusion_weight(_softmax(la[va]), _softmax(lv[va]), fs.labels[va])
             trained[key] = nets.build_network("fusion", name, nc, weight=w)
@@ -319,8 +320,6 @@ def evaluate(trained: dict, outputs: dict, fs: FeatureSet, test: np.ndarray, lab
 
 def nets_fusion_source(model) -> str:
     """'logits' for late fusion networks, 'features' for intermediate ones."""
-    from .export import fusion_input_names
-    from avemo_ros.manifest import FUSION_INPUTS
     return FUSION_INPUTS[fusion_input_names(model)]
 
 

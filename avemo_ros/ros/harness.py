@@ -55,37 +55,40 @@ class PerceptionProcess:
         return self.output
 
 
-class Driver:
-    """Test-side node: publishes inputs, records EmotionEstimates and /diagnostics."""
+class Recorder:
+    """Records EmotionEstimates (with their receive time) and the perception node's
+    /diagnostics on its own spin thread; publishes nothing.
 
-    def __init__(self, audio_type, image_transport: str = "raw", name: str = "test_driver"):
+    ``clock`` stamps each estimate on arrival: ``time.time_ns`` (default, comparable
+    with header stamps) or ``time.monotonic``.
+    """
+
+    def __init__(self, name: str = "estimate_recorder", clock: Callable[[], float] = time.time_ns,
+                 start: bool = True):
         from avemo_ros.msg import EmotionEstimate
 
         self.node = Node(name)
-        self.estimates: list = []
+        self.estimates: list = []  # (clock() at arrival, msg)
         self.diagnostics: list = []
+        self._clock = clock
         self._lock = threading.Lock()
-        if image_transport == "compressed":
-            self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
-        else:
-            self.image_pub = self.node.create_publisher(Image, "image", 10)
-        self.audio_pub = self.node.create_publisher(
-            audio_type, "audio", QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
         self.node.create_subscription(EmotionEstimate, "emotion", self._on_estimate, 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
 
     def _spin(self):
         while not self._stop.is_set():
             self.executor.spin_once(timeout_sec=0.05)
 
     def _on_estimate(self, msg):
+        now = self._clock()
         with self._lock:
-            self.estimates.append((time.monotonic(), msg))
+            self.estimates.append((now, msg))
 
     def _on_diag(self, msg):
         with self._lock:
@@ -100,59 +103,6 @@ class Driver:
             time.sleep(0.05)
         return cond()
 
-    def wait_subscribed(self, proc: Optional[PerceptionProcess], timeout: float = 60.0) -> bool:
-        """Wait until the perception node (active) subscribes to both inputs."""
-        def ready():
-            if proc is not None and proc.proc.poll() is not None:
-                raise RuntimeError("perception process exited:\n" + proc.stop())
-            return (self.image_pub.get_subscription_count() > 0
-                    and self.audio_pub.get_subscription_count() > 0)
-        return self.wait_for(ready, timeout)
-
-    def last_counters(self) -> dict[str, str]:
-        with self._lock:
-            if not self.diagnostics:
-                return {}
-            return {kv.key: kv.value for kv in self.diagnostics[-1].values}
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.node.destroy_node()
-
-
-class Recorder:
-    """Records EmotionEstimates (with their receive time, system clock ns) and the
-    perception node's /diagnostics; publishes nothing."""
-
-    def __init__(self, name: str = "estimate_recorder"):
-        from avemo_ros.msg import EmotionEstimate
-
-        self.node = Node(name)
-        self.estimates: list = []  # (received at, time.time_ns(), msg)
-        self.diagnostics: list = []
-        self._lock = threading.Lock()
-        self.node.create_subscription(EmotionEstimate, "emotion", self._on_estimate, 50)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def _on_estimate(self, msg):
-        now = time.time_ns()
-        with self._lock:
-            self.estimates.append((now, msg))
-
-    def _on_diag(self, msg):
-        with self._lock:
-            self.diagnostics.extend(s for s in msg.status if "perception_node" in s.name)
-
     def clear(self) -> None:
         with self._lock:
             self.estimates.clear()
@@ -166,8 +116,33 @@ class Recorder:
 
     def close(self):
         self._stop.set()
-        self._thread.join(2)
+        if self._thread.is_alive():
+            self._thread.join(2)
         self.node.destroy_node()
+
+
+class Driver(Recorder):
+    """Test-side node: publishes inputs, records EmotionEstimates (monotonic arrival time)
+    and /diagnostics."""
+
+    def __init__(self, audio_type, image_transport: str = "raw", name: str = "test_driver"):
+        super().__init__(name, clock=time.monotonic, start=False)
+        if image_transport == "compressed":
+            self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
+        else:
+            self.image_pub = self.node.create_publisher(Image, "image", 10)
+        self.audio_pub = self.node.create_publisher(
+            audio_type, "audio", QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+        self._thread.start()
+
+    def wait_subscribed(self, proc: Optional[PerceptionProcess], timeout: float = 60.0) -> bool:
+        """Wait until the perception node (active) subscribes to both inputs."""
+        def ready():
+            if proc is not None and proc.proc.poll() is not None:
+                raise RuntimeError("perception process exited:\n" + proc.stop())
+            return (self.image_pub.get_subscription_count() > 0
+                    and self.audio_pub.get_subscription_count() > 0)
+        return self.wait_for(ready, timeout)
 
 
 def publish_stream(driver: Driver, events, rate: float = 1.0) -> None:
