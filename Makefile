@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= data
 BUNDLE ?= $(DATA)/models/synthetic
 
-.PHONY: setup build data model demo test test-core test-legacy bench clean
+.PHONY: setup build data model demo test bench clean
 
 setup:  ## venv, ROS 2 (sourced or PyPI wheels), Python deps, colcon build
 	scripts/setup.sh
@@ -29,8 +29,8 @@ demo: model  ## play held-out synthetic clips through the nodes and print the es
 	$(RUN) python -m avemo_ros.ros.demo --model-dir $(BUNDLE) --media $(DATA)/demo/*.mp4
 
 test: model  ## the whole suite: both audio_common_msgs flavours
-	$(RUN) python -m pytest -q test
-	$(RUN) --audio-flavour legacy python -m pytest -q -m legacy_audio test
+	$(RUN) --audio-flavour ros_drivers python -m pytest -q test
+	$(RUN) --audio-flavour mgonzs13 python -m pytest -q -m mgonzs13_audio test
 
 clean:
 	rm -rf build install log

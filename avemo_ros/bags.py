@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .ros.conversions import IMAGE_ENCODINGS, chunk_to_audio_data_bytes
+from .conversions import IMAGE_ENCODINGS, chunk_to_audio_data_bytes
 
 _LOG = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ __all__ = [
 NS = 1_000_000_000
 TRUTH_KEY = "avemo_ros.ground_truth"
 TRUTH_TOPIC = "/avemo/ground_truth"
-FLAVOURS = ("stamped", "legacy")
+FLAVOURS = ("ros_drivers", "mgonzs13")
 STORAGES = ("mcap", "sqlite3")
 IMAGE_KINDS = ("raw", "compressed")
 
@@ -73,8 +73,8 @@ STRING_TYPE = "std_msgs/msg/String"
 
 _ROOT = Path(__file__).resolve().parents[1]
 # flavour -> the .msg fixture package in the source tree; the file that tells the flavours apart
-_FLAVOUR_DIRS = {"stamped": "audio_common_msgs", "legacy": "audio_common_msgs_legacy"}
-_FLAVOUR_MARKER = {"stamped": "AudioStamped.msg", "legacy": "AudioDataStamped.msg"}
+_FLAVOUR_DIRS = {"mgonzs13": "audio_common_msgs_mgonzs13", "ros_drivers": "audio_common_msgs_ros_drivers"}
+_FLAVOUR_MARKER = {"mgonzs13": "AudioStamped.msg", "ros_drivers": "AudioDataStamped.msg"}
 
 
 class BagError(ValueError):
@@ -242,12 +242,12 @@ def _detect_flavour(connections: Sequence[Any], embedded: dict) -> str:
     """The audio_common_msgs flavour a bag uses: by type names, definitions, then type hashes."""
     types = {c.msgtype for c in connections}
     if AUDIO_STAMPED in types or "audio_common_msgs/msg/Audio" in types:
-        return "stamped"
+        return "mgonzs13"
     if AUDIO_DATA_STAMPED in types:
-        return "legacy"
+        return "ros_drivers"
     if AUDIO_DATA in embedded:
         names = [f[0] for f in embedded[AUDIO_DATA][1]]
-        return "legacy" if names == ["data"] else "stamped"
+        return "ros_drivers" if names == ["data"] else "mgonzs13"
     digests = {c.digest for c in connections if c.msgtype == AUDIO_DATA and c.digest}
     for flavour in FLAVOURS:
         try:
@@ -255,7 +255,7 @@ def _detect_flavour(connections: Sequence[Any], embedded: dict) -> str:
                 return flavour
         except BagError:
             continue
-    return "legacy"  # a bare AudioData without definition: the headerless legacy message
+    return "ros_drivers"  # a bare AudioData without definition: the headerless ros_drivers message
 
 
 def bag_typestore(connections: Sequence[Any]):
@@ -544,7 +544,7 @@ def _audio_msg(store, chunk: AudioStreamChunk, frame_id: str, flavour: str, head
     if samples.ndim == 1:
         samples = samples[:, None]
     pcm = _pcm16(samples)
-    if flavour == "stamped":
+    if flavour == "mgonzs13":
         t = store.types
         empty = {k: np.zeros(0, dt) for k, dt in (("float32_data", np.float32), ("int32_data", np.int32),
                                                   ("int24_data", np.int32), ("int8_data", np.int8),
@@ -563,7 +563,7 @@ def _audio_msg(store, chunk: AudioStreamChunk, frame_id: str, flavour: str, head
 
 def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioStreamChunk], *,
               truth: Sequence[TruthSegment] = (), storage: str = "mcap", image_kind: str = "raw",
-              audio_flavour: str = "stamped", camera_topic: str = "/camera/image_raw",
+              audio_flavour: str = "ros_drivers", camera_topic: str = "/camera/image_raw",
               audio_topic: str = "/audio", audio_info_topic: str = "/audio_info",
               camera_frame_id: str = "camera", microphone_frame_id: str = "microphone",
               jpeg_quality: int = 90, headerless_audio: bool = False,
@@ -572,9 +572,9 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
 
     ``frames`` and ``audio`` must each be in stamp order (they are merged by stamp).
     ``image_kind``: raw (rgb8 Image) or compressed (JPEG CompressedImage; the camera topic
-    gets ``/compressed`` appended). ``audio_flavour``: stamped (AudioStamped, int16) or
-    legacy (AudioDataStamped S16LE plus one legacy AudioInfo on ``audio_info_topic``;
-    ``headerless_audio`` writes bare AudioData instead). ``truth`` goes to the metadata
+    gets ``/compressed`` appended). ``audio_flavour``: ros_drivers (the released
+    audio_common_msgs: AudioDataStamped S16LE plus one AudioInfo on ``audio_info_topic``;
+    ``headerless_audio`` writes bare AudioData instead) or mgonzs13 (AudioStamped, int16). ``truth`` goes to the metadata
     and the truth topic when ``write_truth``. Returns counts and the time span.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -585,8 +585,8 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
         raise BagError(f"unknown image kind {image_kind!r} (one of {', '.join(IMAGE_KINDS)})")
     if audio_flavour not in FLAVOURS:
         raise BagError(f"unknown audio flavour {audio_flavour!r} (one of {', '.join(FLAVOURS)})")
-    if headerless_audio and audio_flavour != "legacy":
-        raise BagError("headerless audio (bare AudioData) exists in the legacy flavour only")
+    if headerless_audio and audio_flavour != "ros_drivers":
+        raise BagError("headerless audio (bare AudioData) exists in the ros_drivers flavour only")
     out = Path(path)
     if out.exists():
         raise BagError(f"{out} exists already: rosbag2 bags are never overwritten")
@@ -622,7 +622,7 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
                 counts["frames"] += 1
             else:
                 layout = (int(item.sample_rate), int(np.asarray(item.samples).reshape(len(item.samples), -1).shape[1]))
-                if audio_flavour == "legacy":
+                if audio_flavour == "ros_drivers":
                     if audio_layout is None:
                         info_conn = writer.add_connection(audio_info_topic, AUDIO_INFO, typestore=store)
                         info = store.types[AUDIO_INFO](channels=layout[1], sample_rate=layout[0],

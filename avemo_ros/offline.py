@@ -2,7 +2,7 @@
 
 Each bag's camera and microphone messages are read in log-time order and go through the
 same steps as in ``perception_node``: the message conversions of
-``avemo_ros.ros.conversions``, a :class:`~avemo_ros.window.WindowBuffer` over header
+``avemo_ros.conversions``, a :class:`~avemo_ros.window.WindowBuffer` over header
 stamps (``add_frame`` / ``add_audio``, no arrival times: the in-order offline rule), and
 :meth:`EmotionEstimator.estimate` on every window it hands out, frames decoded only when
 a window selects them. The result is deterministic: the same bags and model give the
@@ -33,7 +33,7 @@ from .bags import (
 )
 from .estimator import EmotionEstimator, FeatureExtractor
 from .evaluation import WindowRecord
-from .ros import conversions as conv
+from . import conversions as conv
 from .window import NS, StreamEvent, Window, WindowBuffer
 
 _LOG = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     import audio_common_msgs.msg as acm
 
     from avemo_ros.audio_features import resample
-    from avemo_ros.ros import conversions as conv
+    from avemo_ros import conversions as conv
     from training.synthetic import render_clip
 
     w, h = (int(v) for v in args.size.split("x"))

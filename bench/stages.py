@@ -38,7 +38,7 @@ def input_stages(frames, audio, manifest) -> dict:
 
     from avemo_ros.audio_features import audio_features
     from avemo_ros.face_frames import FaceDetector, build_face_stack, to_grey
-    from avemo_ros.ros import conversions as conv
+    from avemo_ros import conversions as conv
 
     cv2.setNumThreads(1)
     msg = conv.rgb_to_image(frames[0], 0, "camera", encoding="bgr8")

@@ -88,9 +88,10 @@ log "colcon build avemo_ros"
 build "$ROOT" "$ROOT/build/pkg" "$ROOT/install"
 
 # audio_common_msgs is not installable here: build the two fixture flavours (the
-# AudioStamped one and the legacy AudioData/AudioDataStamped one) into their own prefixes.
+# released ros-drivers one, AudioData/AudioDataStamped/AudioInfo, and the mgonzs13 one,
+# AudioStamped) into their own prefixes.
 if ! "$VPY" -c 'import audio_common_msgs' >/dev/null 2>&1; then
-  for flavour in audio_common_msgs audio_common_msgs_legacy; do
+  for flavour in audio_common_msgs_ros_drivers audio_common_msgs_mgonzs13; do
     log "colcon build fixture $flavour"
     build "$ROOT/test/fixtures/$flavour" "$ROOT/build/fixtures/$flavour" "$ROOT/install/fixtures/$flavour"
   done

@@ -22,7 +22,7 @@ from avemo_ros.bags import (
     write_bag,
 )
 from avemo_ros.media import MediaClip
-from avemo_ros.ros import conversions as conv
+from avemo_ros import conversions as conv
 
 NS = 1_000_000_000
 RATE = 16000
@@ -79,7 +79,7 @@ def _drop_custom_data(bag_dir):
 
 
 @pytest.mark.parametrize("image_kind", ["raw", "compressed"])
-@pytest.mark.parametrize("flavour", ["stamped", "legacy"])
+@pytest.mark.parametrize("flavour", ["mgonzs13", "ros_drivers"])
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
     bag = tmp_path / "bag"
@@ -105,7 +105,7 @@ def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
             rgb = conv.image_to_rgb(m.msg) if image_kind == "raw" else conv.compressed_to_rgb(m.msg)
             frames.append((m.log_time_ns, rgb))
         elif m.topic == "/audio":
-            if flavour == "stamped":
+            if flavour == "mgonzs13":
                 assert m.msgtype == "audio_common_msgs/msg/AudioStamped"
                 chunk = conv.audio_stamped_to_chunk(m.msg)
             else:
@@ -143,10 +143,10 @@ def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
 
 def test_headerless_legacy_audio(tmp_path, timeline):
     bag = tmp_path / "bag"
-    write_bag(bag, timeline.frames, timeline.audio, storage="mcap", audio_flavour="legacy",
+    write_bag(bag, timeline.frames, timeline.audio, storage="mcap", audio_flavour="ros_drivers",
               headerless_audio=True, write_truth=False)
     info = bag_info(bag)
-    assert info.flavour == "legacy" and info.topics["/audio"] == "audio_common_msgs/msg/AudioData"
+    assert info.flavour == "ros_drivers" and info.topics["/audio"] == "audio_common_msgs/msg/AudioData"
     assert info.truth == []
     data = [m for m in read_messages(bag, ["/audio"])]
     assert len(data) == len(timeline.audio)
@@ -158,7 +158,7 @@ def test_write_errors(tmp_path, timeline):
         write_bag(tmp_path / "a", [], [], storage="rosbag1")
     with pytest.raises(BagError, match="flavour"):
         write_bag(tmp_path / "a", [], [], audio_flavour="ros1")
-    with pytest.raises(BagError, match="legacy"):
+    with pytest.raises(BagError, match="ros_drivers"):
         write_bag(tmp_path / "a", [], [], headerless_audio=True)
     (tmp_path / "exists").mkdir()
     with pytest.raises(BagError, match="exists"):
@@ -166,7 +166,7 @@ def test_write_errors(tmp_path, timeline):
     mixed = [AudioStreamChunk(0, np.zeros((10, 1), np.float32), 16000),
              AudioStreamChunk(10 ** 6, np.zeros((10, 1), np.float32), 8000)]
     with pytest.raises(BagError, match="differs"):
-        write_bag(tmp_path / "b", [], mixed, audio_flavour="legacy")
+        write_bag(tmp_path / "b", [], mixed, audio_flavour="ros_drivers")
     with pytest.raises(BagError, match="uint8 RGB"):
         write_bag(tmp_path / "c", [Frame(0, np.zeros((4, 4), np.float32))], [])
 
@@ -210,7 +210,7 @@ def _robot_bag(path, storage, embed_definitions, flavour):
     cam = conn("/camera/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage")
     depth = conn("/camera/depth/image_raw", "sensor_msgs/msg/Image")
     chatter = conn("/rosout_like", "std_msgs/msg/String")
-    audio_type = "audio_common_msgs/msg/AudioStamped" if flavour == "stamped" else "audio_common_msgs/msg/AudioData"
+    audio_type = "audio_common_msgs/msg/AudioStamped" if flavour == "mgonzs13" else "audio_common_msgs/msg/AudioData"
     mic = conn("/mic/audio", audio_type)
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[:, :32] = (200, 30, 30)
@@ -228,7 +228,7 @@ def _robot_bag(path, storage, embed_definitions, flavour):
         writer.write(depth, ns + 4_000_000, store.serialize_cdr(dmsg, depth.msgtype))
         writer.write(chatter, ns, store.serialize_cdr(t["std_msgs/msg/String"](data=f"tick {i}"), chatter.msgtype))
         samples = (np.arange(1600, dtype=np.int16) % 100 - 50).astype(np.int16)
-        if flavour == "stamped":
+        if flavour == "mgonzs13":
             empty = {k: np.zeros(0, d) for k, d in (("float32_data", np.float32), ("int32_data", np.int32),
                                                     ("int24_data", np.int32), ("int8_data", np.int8),
                                                     ("uint8_data", np.uint8))}
@@ -245,8 +245,8 @@ def _robot_bag(path, storage, embed_definitions, flavour):
 
 
 @pytest.mark.parametrize("storage,embed,flavour", [
-    ("mcap", True, "stamped"), ("sqlite3", True, "stamped"),
-    ("sqlite3", False, "stamped"), ("mcap", False, "legacy"), ("sqlite3", False, "legacy")])
+    ("mcap", True, "mgonzs13"), ("sqlite3", True, "mgonzs13"),
+    ("sqlite3", False, "mgonzs13"), ("mcap", False, "ros_drivers"), ("sqlite3", False, "ros_drivers")])
 def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
     bag = tmp_path / "robot"
     stamp0 = _robot_bag(bag, storage, embed, flavour)
@@ -273,7 +273,7 @@ def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
     assert rgb.shape == (48, 64, 3) and abs(int(rgb[10, 5, 0]) - 200) < 10
     assert conv.stamp_to_ns(images[0].msg.header.stamp) == stamp0
     audio = [m for m in msgs if m.topic == mic]
-    if flavour == "stamped":
+    if flavour == "mgonzs13":
         chunk = conv.audio_stamped_to_chunk(audio[0].msg)
         assert chunk.stamp_ns == stamp0 and chunk.sample_rate == 16000
     else:

@@ -18,7 +18,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
 from avemo_ros import media
-from avemo_ros.ros.conversions import (
+from avemo_ros.conversions import (
     audio_bytes_to_chunk,
     audio_stamped_to_chunk,
     compressed_to_rgb,
@@ -43,12 +43,14 @@ def _audio_msgs():
 
 AUDIO_MSGS = _audio_msgs()
 HAS_STAMPED = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioStamped")
-HAS_LEGACY = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioDataStamped")
-stamped_only = pytest.mark.skipif(not HAS_STAMPED, reason="needs audio_common_msgs AudioStamped (stamped flavour)")
+HAS_ROS_DRIVERS = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioDataStamped")
+stamped_only = [
+    pytest.mark.mgonzs13_audio,
+    pytest.mark.skipif(not HAS_STAMPED, reason="needs audio_common_msgs AudioStamped (mgonzs13 flavour)"),
+]
 NATIVE_AUDIO = [Parameter("audio_msg_type", value="AudioStamped" if HAS_STAMPED else "AudioDataStamped")]
-legacy_only = [
-    pytest.mark.legacy_audio,
-    pytest.mark.skipif(not HAS_LEGACY, reason="needs audio_common_msgs AudioDataStamped (legacy flavour)"),
+ros_drivers_only = [
+    pytest.mark.skipif(not HAS_ROS_DRIVERS, reason="needs audio_common_msgs AudioDataStamped (ros_drivers flavour)"),
 ]
 
 
@@ -149,12 +151,12 @@ def wait_for_graph(source, sink, image_topic, timeout_s=5.0):
 
 
 CASES = [
-    pytest.param("raw", "rgb8", "AudioStamped", "int16", 1.0, 0, id="raw-rgb8-stamped-int16", marks=stamped_only),
+    pytest.param("raw", "rgb8", "AudioStamped", "int16", 1.0, 0, id="raw-rgb8-mgonzs13-int16", marks=stamped_only),
     pytest.param("compressed", "rgb8", "AudioStamped", "float32", 2.0, 8000, id="jpeg-stamped-float32-x2",
                  marks=stamped_only),
-    pytest.param("raw", "bgr8", "AudioDataStamped", "S16LE", 1.0, 0, id="raw-bgr8-legacy-S16LE", marks=legacy_only),
-    pytest.param("compressed", "rgb8", "AudioData", "S24LE", 2.0, 0, id="jpeg-legacy-AudioData-S24LE-x2",
-                 marks=legacy_only),
+    pytest.param("raw", "bgr8", "AudioDataStamped", "S16LE", 1.0, 0, id="raw-bgr8-ros_drivers-S16LE", marks=ros_drivers_only),
+    pytest.param("compressed", "rgb8", "AudioData", "S24LE", 2.0, 0, id="jpeg-ros_drivers-AudioData-S24LE-x2",
+                 marks=ros_drivers_only),
 ]
 
 

@@ -38,7 +38,7 @@ def bags(clips, tmp_path_factory):
     """The same two clips as an MCAP / AudioStamped bag and an sqlite3 / legacy bag (raw images)."""
     out = tmp_path_factory.mktemp("bags")
     made = {}
-    for name, storage, flavour in (("a.mcap_bag", "mcap", "stamped"), ("b.sqlite_bag", "sqlite3", "legacy")):
+    for name, storage, flavour in (("a.mcap_bag", "mcap", "mgonzs13"), ("b.sqlite_bag", "sqlite3", "ros_drivers")):
         rc = make_bag.main(["--out", str(out / name), "--media", *map(str, clips), "--storage", storage,
                             "--audio-flavour", flavour, "--gap-s", "0.5"])
         assert rc == 0
@@ -124,7 +124,7 @@ def test_offline_headerless_audio_and_compressed_images(clips, tmp_path):
     tl = timeline_from_clips(decoded, ["happy", "sad"], sources=list(CLIPS), chunk_s=0.02, gap_s=0.5)
     bag = tmp_path / "headerless"
     write_bag(bag, tl.frames, tl.audio, truth=tl.truth, storage="sqlite3", image_kind="compressed",
-              audio_flavour="legacy", headerless_audio=True)
+              audio_flavour="ros_drivers", headerless_audio=True)
     result = evaluate_bags([bag], BUNDLE, hop_s=HOP_S, threads=1)
     stats = result.bags[0]
     assert stats.camera_topic == "/camera/image_raw/compressed" and stats.audio_topic == "/audio"

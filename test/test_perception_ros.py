@@ -17,7 +17,7 @@ rclpy = pytest.importorskip("rclpy")
 from avemo_ros.ros import harness as h  # noqa: E402
 from avemo_ros.audio_features import resample  # noqa: E402
 from avemo_ros.manifest import load_manifest  # noqa: E402
-from avemo_ros.ros import conversions as conv  # noqa: E402
+from avemo_ros import conversions as conv  # noqa: E402
 
 try:
     import audio_common_msgs.msg as acm

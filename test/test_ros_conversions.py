@@ -8,7 +8,7 @@ import pytest
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 
-from avemo_ros.ros.conversions import (
+from avemo_ros.conversions import (
     PA_FLOAT32,
     PA_INT8,
     PA_INT16,
@@ -45,17 +45,18 @@ def _audio_module():
 
 AUDIO_MSGS = _audio_module()
 HAS_STAMPED = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioStamped")
-HAS_LEGACY = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioDataStamped")
-needs_stamped = pytest.mark.skipif(
-    not HAS_STAMPED, reason="audio_common_msgs.msg.AudioStamped not importable (legacy flavour or not installed)"
+HAS_ROS_DRIVERS = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioDataStamped")
+_skip_unless_stamped = pytest.mark.skipif(
+    not HAS_STAMPED, reason="audio_common_msgs.msg.AudioStamped not importable (ros_drivers flavour or not installed)"
 )
-_skip_unless_legacy = pytest.mark.skipif(
-    not HAS_LEGACY, reason="audio_common_msgs.msg.AudioDataStamped not importable (stamped flavour or not installed)"
+needs_ros_drivers = pytest.mark.skipif(
+    not HAS_ROS_DRIVERS,
+    reason="audio_common_msgs.msg.AudioDataStamped not importable (mgonzs13 flavour or not installed)"
 )
 
 
-def needs_legacy(test):
-    return pytest.mark.legacy_audio(_skip_unless_legacy(test))
+def needs_stamped(test):
+    return pytest.mark.mgonzs13_audio(_skip_unless_stamped(test))
 
 RNG = np.random.default_rng(7)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
@@ -349,8 +350,8 @@ def test_load_audio_msg_types_stamped_flavour():
         load_audio_msg_types("AudioData")
 
 
-@needs_legacy
-def test_load_audio_msg_types_legacy_flavour():
+@needs_ros_drivers
+def test_load_audio_msg_types_ros_drivers_flavour():
     assert load_audio_msg_types("AudioDataStamped") is AUDIO_MSGS.AudioDataStamped
     assert load_audio_msg_types("AudioData") is AUDIO_MSGS.AudioData
     with pytest.raises(ConversionError, match="AudioStamped not found.*test/fixtures/audio_common_msgs"):
@@ -362,7 +363,7 @@ def test_load_audio_msg_types_unknown_name():
         load_audio_msg_types("Audio")
 
 
-# ----------------------------------------------------------------------------- raw bytes (legacy)
+# ----------------------------------------------------------------------------- raw bytes (ros_drivers)
 
 
 @pytest.mark.parametrize(
@@ -431,8 +432,8 @@ def test_audio_bytes_errors():
         chunk_to_audio_data_bytes(np.array([np.inf]), "S16LE")
 
 
-@needs_legacy
-def test_legacy_audio_data_stamped_message_bytes():
+@needs_ros_drivers
+def test_ros_drivers_audio_data_stamped_message_bytes():
     msg = AUDIO_MSGS.AudioDataStamped()
     msg.header.stamp = ns_to_stamp(9_000_000_000)
     msg.audio.data = array.array("B", chunk_to_audio_data_bytes(np.array([0.5, -0.5]), "S16LE"))

@@ -52,6 +52,7 @@ from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
 from .params import ParamSpec, declare, values
+from .compat import add_post_set_parameters_callback, ros_context
 
 __all__ = ["BagPlayer", "BagPlayerError", "PlaylistClock", "QOS_BY_KIND", "main", "message_class",
            "qos_for_type"]
@@ -273,7 +274,7 @@ class BagPlayer(Node):
         self.declare_parameter("topics", Parameter.Type.STRING_ARRAY, _array_descriptor(
             "Play only these topics (empty: all)."))
         declare(self, PARAMS)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        add_post_set_parameters_callback(self, self._apply_parameters)
         self._cfg = values(self, PARAMS)
         empty = Parameter("x", Parameter.Type.STRING_ARRAY, [])
         paths = list(bag_paths) if bag_paths else list(
@@ -582,7 +583,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     cli = player_args(args) + ros_args[1:]
     try:
-        with rclpy.init():
+        with ros_context():
             try:
                 node = BagPlayer(bag_paths=[str(b) for b in args.bags], topics=args.topics,
                                  cli_args=cli)

@@ -25,7 +25,8 @@ from std_msgs.msg import Bool
 
 from avemo_ros.msg import EmotionEstimate
 
-from .conversions import stamp_to_ns
+from ..conversions import stamp_to_ns
+from .compat import ros_context
 
 MODALITY_NAMES = {1: "audio", 2: "video", 3: "audio+video"}
 
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     source = None
     received: list[EmotionEstimate] = []
     try:
-        with rclpy.init():
+        with ros_context():
             node = Node("avemo_demo")
             done = {"value": False}
             node.create_subscription(EmotionEstimate, "emotion", received.append, 10)

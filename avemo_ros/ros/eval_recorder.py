@@ -37,6 +37,7 @@ from std_msgs.msg import Bool
 from ..bags import BagError, bag_info, truth_for_window
 from ..evaluation import WindowRecord, write_report
 from .params import ParamSpec, declare, values
+from .compat import ros_context
 
 __all__ = ["EvalRecorder", "EvalRecorderError", "bag_source", "main"]
 
@@ -301,7 +302,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
            "-p", f"grace_s:={float(args.grace)!r}", "-r", f"emotion:={args.topic}", *ros_args]
     node = None
     try:
-        with rclpy.init():
+        with ros_context():
             try:
                 node = EvalRecorder(bag_paths=[str(b) for b in args.bag], out_dir=str(args.out),
                                     cli_args=cli)

@@ -43,7 +43,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
 from avemo_ros.playback import AudioEvent, MediaPlayback, PlaybackError, VideoEvent, clip_span_ns
-from avemo_ros.ros.conversions import (
+from avemo_ros.conversions import (
     AUDIO_MSG_TYPES,
     LEGACY_SAMPLE_FORMATS,
     STAMPED_SAMPLE_FORMATS,
@@ -55,6 +55,7 @@ from avemo_ros.ros.conversions import (
     rgb_to_compressed,
     rgb_to_image,
 )
+from avemo_ros.ros.compat import add_post_set_parameters_callback, ros_context
 
 __all__ = ["FileSource", "FileSourceError", "main"]
 
@@ -171,7 +172,7 @@ class FileSource(Node):
 
     def _setup(self, clips: Optional[Sequence[Any]]) -> None:
         self.add_on_set_parameters_callback(self._validate_parameters)
-        self.add_post_set_parameters_callback(self._apply_parameters)
+        add_post_set_parameters_callback(self, self._apply_parameters)
         self._rate = 1.0
         self._playback: Optional[MediaPlayback] = None
         self._started = False
@@ -417,7 +418,7 @@ class FileSource(Node):
 def main(args: Optional[list[str]] = None) -> int:
     """Entry point of the ``file_source`` executable."""
     try:
-        with rclpy.init(args=args):
+        with ros_context(args):
             try:
                 node = FileSource()
             except (FileSourceError, ParameterException) as exc:

@@ -22,7 +22,6 @@ from typing import Any, Optional
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
@@ -33,8 +32,9 @@ from ..estimator import EmotionEstimator, EmotionResult
 from ..face_frames import to_grey
 from ..health import Health
 from ..window import NS, StreamEvent, Window, WindowBuffer
-from . import conversions as conv
+from .. import conversions as conv
 from .params import ParamSpec, declare, values
+from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
 
 PARAMS = (
     ParamSpec("model_dir", "", "Model bundle directory (manifest.json + ONNX/engines)."),
@@ -484,7 +484,7 @@ class PerceptionNode(LifecycleNode):
 def main(args=None) -> None:
     """Run the node alone (lifecycle transitions come from launch or a lifecycle manager)."""
     try:
-        with rclpy.init(args=args):
+        with ros_context(args):
             node = PerceptionNode()
             executor = SingleThreadedExecutor()
             executor.add_node(node)

@@ -30,6 +30,7 @@ from .bag_player import BagPlayer, BagPlayerError
 from .eval_recorder import EvalRecorder, EvalRecorderError, summary_line
 from .perception_node import PerceptionNode
 from .runner import DEFAULT_PARAMS, autostart, node_args
+from .compat import ros_context
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         params[name] = value
     report = None
     try:
-        with rclpy.init():
+        with ros_context():
             try:
                 replay = Replay([str(b) for b in args.bags], str(args.model_dir), str(args.out),
                                 rate=args.rate, sim_time=args.sim_time, hop_s=args.hop,

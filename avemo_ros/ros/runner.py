@@ -21,6 +21,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from .perception_node import PerceptionNode
+from .compat import ros_context
 
 log = logging.getLogger(__name__)
 DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
@@ -81,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         overrides[name] = value
     try:
-        with rclpy.init():
+        with ros_context():
             executor = SingleThreadedExecutor()
             perception = PerceptionNode(
                 namespace=args.namespace,

@@ -98,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--max-clips", type=int, default=0, help="at most this many dataset clips (0: all)")
     ap.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     ap.add_argument("--image", choices=("raw", "compressed"), default="raw")
-    ap.add_argument("--audio-flavour", choices=("stamped", "legacy"), default="stamped")
+    ap.add_argument("--audio-flavour", choices=("ros_drivers", "mgonzs13"), default="ros_drivers")
     ap.add_argument("--camera-topic", default="/camera/image_raw")
     ap.add_argument("--audio-topic", default="/audio")
     ap.add_argument("--fps", type=float, default=None, help="camera rate (default: the clips' own frame times)")

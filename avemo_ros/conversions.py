@@ -569,7 +569,7 @@ def load_audio_msg_types(flavour: str) -> type:
     if flavour not in AUDIO_MSG_TYPES:
         raise ConversionError(f"unknown audio message type {flavour!r} (supported: {', '.join(AUDIO_MSG_TYPES)})")
     distro = os.environ.get("ROS_DISTRO") or "<distro>"
-    fixture = "test/fixtures/audio_common_msgs" + ("" if flavour == "AudioStamped" else "_legacy")
+    fixture = "test/fixtures/audio_common_msgs_" + ("mgonzs13" if flavour == "AudioStamped" else "ros_drivers")
     hint = f"install ros-{distro}-audio-common-msgs or build {fixture}"
     try:
         module = importlib.import_module("audio_common_msgs.msg")
