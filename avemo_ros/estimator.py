@@ -71,9 +71,9 @@ class FeatureExtractor:
     """Window -> WindowFeatures; caches face detections per frame stamp across windows."""
 
     def __init__(self, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
-                 cache_size: int = 256):
+                 cache_size: int = 256, cascade_path: Optional[str] = None):
         self.audio_cfg, self.video_cfg = audio_cfg, video_cfg
-        self.detector = FaceDetector(video_cfg)
+        self.detector = FaceDetector(video_cfg, cascade_path=cascade_path)
         self._boxes: OrderedDict[int, Optional[Box]] = OrderedDict()
         self._cache_size = cache_size
 
@@ -124,12 +124,13 @@ class EmotionEstimator:
     """Loads a model bundle and turns windows into EmotionResults."""
 
     def __init__(self, bundle_dir: Path | str, backend: str = "auto", threads: int = 0,
-                 manifest: Optional[Manifest] = None):
+                 manifest: Optional[Manifest] = None, cascade_path: Optional[str] = None):
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest or load_manifest(self.bundle_dir)
         self.labels = list(self.manifest.labels)
         self.model_id = self.manifest.model_id
-        self.extractor = FeatureExtractor(self.manifest.audio, self.manifest.video)
+        self.extractor = FeatureExtractor(self.manifest.audio, self.manifest.video,
+                                          cascade_path=cascade_path)
         self.nets: dict[str, InferenceBackend] = {}
         self.last_bad_frames = 0  # undecodable frames of the last window
         self._fusion_source = fusion_source(self.manifest.models["fusion"])

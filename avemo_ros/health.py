@@ -12,7 +12,9 @@ ERROR_COUNTERS = (
     "audio_non_finite", "timestamps_backwards", "inference_errors", "audio_rate_changes",
 )
 WARN_COUNTERS = ("stream_gaps", "stale_dropped", "windows_skipped", "windows_without_face",
-                 "audio_without_header", "windows_dropped", "audio_lost")
+                 "audio_without_header", "windows_dropped", "audio_lost", "frames_lost",
+                 "audio_info_mismatch", "audio_type_mismatch", "audio_qos_incompatible",
+                 "audio_clock_mapped")
 
 
 @dataclass

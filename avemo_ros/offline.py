@@ -33,7 +33,7 @@ from .bags import (
 )
 from .estimator import EmotionEstimator, FeatureExtractor
 from .evaluation import WindowRecord
-from . import conversions as conv
+from . import audio_codec, conversions as conv
 from .window import NS, StreamEvent, Window, WindowBuffer
 
 _LOG = logging.getLogger(__name__)
@@ -106,18 +106,18 @@ class _AudioConverter:
 
     def __init__(self, msgtype: str, fmt: LegacyAudioFormat):
         self.msgtype, self.fmt = msgtype, fmt
-        self.width = conv.sample_width(fmt.sample_format)
+        self.width = audio_codec.sample_width(fmt.sample_format)
 
-    def __call__(self, msg: Any, log_time_ns: int) -> conv.AudioChunk:
+    def __call__(self, msg: Any, log_time_ns: int) -> audio_codec.AudioChunk:
         if self.msgtype == AUDIO_STAMPED:
-            return conv.audio_stamped_to_chunk(msg)
+            return audio_codec.audio_stamped_to_chunk(msg)
         if self.msgtype == AUDIO_DATA_STAMPED:
             stamp, data = conv.stamp_to_ns(msg.header.stamp), msg.audio.data
         else:  # bare AudioData: no header; its arrival (log) time marks the end of the chunk
             n_bytes = len(msg.data)
             dur_ns = int(n_bytes / max(self.width * self.fmt.channels, 1) * NS / self.fmt.sample_rate)
             stamp, data = log_time_ns - dur_ns, msg.data
-        return conv.audio_bytes_to_chunk(data, sample_format=self.fmt.sample_format, channels=self.fmt.channels,
+        return audio_codec.audio_bytes_to_chunk(data, sample_format=self.fmt.sample_format, channels=self.fmt.channels,
                                          sample_rate=self.fmt.sample_rate, stamp_ns=stamp)
 
 

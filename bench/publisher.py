@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     import audio_common_msgs.msg as acm
 
     from avemo_ros.audio_features import resample
-    from avemo_ros import conversions as conv
+    from avemo_ros import audio_codec, conversions as conv
     from training.synthetic import render_clip
 
     w, h = (int(v) for v in args.size.split("x"))
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
             samples = audio[a:a + args.chunk]
             if len(samples) < args.chunk:
                 samples = np.concatenate([samples, audio[:args.chunk - len(samples)]])
-            audio_pub.publish(conv.chunk_to_audio_stamped(
+            audio_pub.publish(audio_codec.chunk_to_audio_stamped(
                 samples, 16000, base + int(round(t_audio * NS)), "microphone", acm))
             if ai:
                 lag["audio"].append((time.time_ns() - base) / 1e6 - due_audio * 1e3)

@@ -22,7 +22,7 @@ from avemo_ros.bags import (
     write_bag,
 )
 from avemo_ros.media import MediaClip
-from avemo_ros import conversions as conv
+from avemo_ros import audio_codec, conversions as conv
 
 NS = 1_000_000_000
 RATE = 16000
@@ -107,11 +107,11 @@ def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
         elif m.topic == "/audio":
             if flavour == "mgonzs13":
                 assert m.msgtype == "audio_common_msgs/msg/AudioStamped"
-                chunk = conv.audio_stamped_to_chunk(m.msg)
+                chunk = audio_codec.audio_stamped_to_chunk(m.msg)
             else:
                 assert m.msgtype == "audio_common_msgs/msg/AudioDataStamped"
                 assert legacy_info is not None, "AudioInfo must come before the first chunk"
-                chunk = conv.audio_bytes_to_chunk(
+                chunk = audio_codec.audio_bytes_to_chunk(
                     m.msg.audio.data, sample_format=legacy_info.sample_format, channels=legacy_info.channels,
                     sample_rate=legacy_info.sample_rate, stamp_ns=conv.stamp_to_ns(m.msg.header.stamp))
             assert chunk.stamp_ns == m.log_time_ns
@@ -274,10 +274,10 @@ def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
     assert conv.stamp_to_ns(images[0].msg.header.stamp) == stamp0
     audio = [m for m in msgs if m.topic == mic]
     if flavour == "mgonzs13":
-        chunk = conv.audio_stamped_to_chunk(audio[0].msg)
+        chunk = audio_codec.audio_stamped_to_chunk(audio[0].msg)
         assert chunk.stamp_ns == stamp0 and chunk.sample_rate == 16000
     else:
-        chunk = conv.audio_bytes_to_chunk(audio[0].msg.data, sample_format="S16LE", channels=1,
+        chunk = audio_codec.audio_bytes_to_chunk(audio[0].msg.data, sample_format="S16LE", channels=1,
                                           sample_rate=16000, stamp_ns=audio[0].log_time_ns)
     assert chunk.samples.shape == (1600, 1)
     assert chunk.samples[0, 0] == pytest.approx(-50 / 32768)

@@ -18,9 +18,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
 from avemo_ros import media
+from avemo_ros.audio_codec import audio_bytes_to_chunk, audio_stamped_to_chunk
 from avemo_ros.conversions import (
-    audio_bytes_to_chunk,
-    audio_stamped_to_chunk,
     compressed_to_rgb,
     image_to_rgb,
     ns_to_stamp,

@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from avemo_ros.ros import harness as h  # noqa: E402
 from avemo_ros.audio_features import resample  # noqa: E402
 from avemo_ros.manifest import load_manifest  # noqa: E402
-from avemo_ros import conversions as conv  # noqa: E402
+from avemo_ros import audio_codec, conversions as conv  # noqa: E402
+
+import audio_drivers  # noqa: E402
 
 try:
     import audio_common_msgs.msg as acm
@@ -25,7 +28,15 @@ except ImportError:  # the test is skipped below with the reason
     acm = None
 
 STAMPED = acm is not None and hasattr(acm, "AudioStamped")
-LEGACY = acm is not None and hasattr(acm, "AudioDataStamped")
+ROS_DRIVERS = acm is not None and hasattr(acm, "AudioDataStamped")
+needs_ros_drivers = pytest.mark.skipif(
+    not ROS_DRIVERS, reason="needs the ros_drivers (released) audio_common_msgs: "
+    "scripts/rosenv.sh --audio-flavour ros_drivers")
+needs_mgonzs13 = [pytest.mark.mgonzs13_audio, pytest.mark.skipif(
+    not STAMPED, reason="needs the mgonzs13 audio_common_msgs (AudioStamped): "
+    "scripts/rosenv.sh --audio-flavour mgonzs13")]
+#: the node's own topic names, whatever default remaps the runner adds
+OWN_TOPICS = ("--remap", "audio:=audio", "--remap", "audio_info:=audio_info")
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = Path(os.environ.get("AVEMO_TEST_BUNDLE", ROOT / "data" / "models" / "synthetic"))
 NS = 1_000_000_000
@@ -69,14 +80,23 @@ def stream_events(clips, base_ns: int, image_msg, audio_msg, fps: float = 30.0):
 
 
 def stamped_audio(samples, stamp_ns):
-    return conv.chunk_to_audio_stamped(samples, RATE, stamp_ns, "microphone", acm, fmt="int16")
+    return audio_codec.chunk_to_audio_stamped(samples, RATE, stamp_ns, "microphone", acm, fmt="int16")
+
+
+def pcm_audio(samples, stamp_ns):
+    """AudioDataStamped, S16LE bytes (a bag of audio_capture format:=wave, or file_source)."""
+    msg = acm.AudioDataStamped()
+    msg.header.stamp = conv.ns_to_stamp(stamp_ns)
+    msg.header.frame_id = "microphone"
+    msg.audio.data = audio_codec.chunk_to_audio_data_bytes(samples, "S16LE")
+    return msg
 
 
 def raw_image(rgb, stamp_ns):
     return conv.rgb_to_image(rgb, stamp_ns, "camera", encoding="bgr8")
 
 
-@pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
+@needs_ros_drivers
 def test_estimates_every_hop_with_correct_labels(ros):
     hop = 0.5
     manifest = load_manifest(BUNDLE)
@@ -85,12 +105,12 @@ def test_estimates_every_hop_with_correct_labels(ros):
     emotions = ("happy", "sad", "angry", "happy")
     clip_s = 3.6
     clips = [render(e, clip_s, seed=3 + i) for i, e in enumerate(emotions)]
-    proc = h.PerceptionProcess(BUNDLE, f"hop_s:={hop}")
-    driver = h.Driver(acm.AudioStamped)
+    proc = h.PerceptionProcess(BUNDLE, f"hop_s:={hop}", runner_args=OWN_TOPICS)
+    driver = h.Driver(acm.AudioDataStamped)
     try:
         assert driver.wait_subscribed(proc), "perception node never subscribed"
         base = time.time_ns()
-        h.publish_stream(driver, stream_events(clips, base, raw_image, stamped_audio))
+        h.publish_stream(driver, stream_events(clips, base, raw_image, pcm_audio))
         n_expected = int((clip_s * len(clips) - 3.0) / hop) + 1
         driver.wait_for(lambda: len(driver.estimates) >= n_expected, 10.0)
         counters = driver.last_counters()
@@ -125,11 +145,13 @@ def test_estimates_every_hop_with_correct_labels(ros):
     assert int(counters.get("windows_published", 0)) >= len(msgs) - 2
 
 
-@pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
-def test_bad_input_is_reported_and_the_node_keeps_serving(ros):
+@pytest.mark.parametrize("_", [pytest.param(None, marks=needs_mgonzs13, id="mgonzs13")])
+def test_bad_input_is_reported_and_the_node_keeps_serving(ros, _):
+    """mgonzs13 capturer QoS (best effort); five kinds of bad input interleaved, each logged."""
     frames, audio = render("happy", 4.5)
-    proc = h.PerceptionProcess(BUNDLE, "hop_s:=1.0", "log_throttle_s:=0.0")
-    driver = h.Driver(acm.AudioStamped, name="bad_input_driver")
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=1.0", "log_throttle_s:=2.0",
+                               "audio_msg_type:=AudioStamped", runner_args=OWN_TOPICS)
+    driver = h.Driver(acm.AudioStamped, name="bad_input_driver", audio_qos=audio_drivers.CAPTURER_QOS)
     try:
         assert driver.wait_subscribed(proc)
         base = time.time_ns()
@@ -142,11 +164,13 @@ def test_bad_input_is_reported_and_the_node_keeps_serving(ros):
             empty.height = empty.width = 0
             bad_format = stamped_audio(audio[:CHUNK], stamp)
             bad_format.audio.info.format = 999
-            nan_chunk = conv.chunk_to_audio_stamped(audio[:CHUNK], RATE, stamp, "mic", acm,
-                                                    fmt="float32")
+            nan_chunk = audio_codec.chunk_to_audio_stamped(audio[:CHUNK], RATE, stamp, "mic", acm,
+                                                           fmt="float32")
             nan_chunk.audio.audio_data.float32_data[5] = float("nan")
+            int24 = stamped_audio(audio[:CHUNK], stamp)  # paInt24: 4.0.x has no int24_data
+            int24.audio.info.format = audio_codec.PA_INT24
             events += [(t, "image", yuv), (t, "image", empty), (t, "audio", bad_format),
-                       (t, "audio", nan_chunk)]
+                       (t, "audio", nan_chunk), (t, "audio", int24)]
         events.sort(key=lambda e: e[0])
         h.publish_stream(driver, events)
         assert driver.wait_for(lambda: len(driver.estimates) >= 1, 10.0), "no estimate after bad input"
@@ -168,39 +192,42 @@ def test_bad_input_is_reported_and_the_node_keeps_serving(ros):
     messages = " ".join(s.message for s in driver.diagnostics)
     assert "yuv422" in messages or "yuv422" in out
     assert "yuv422" in out and "999" in out  # clear log lines name the problem
+    assert "int24_data" in out  # one throttle per kind: every kind reaches the log
+    assert "Traceback" not in out
     first_pass_end = max(conv.stamp_to_ns(m.header.stamp) for _, m in driver.estimates[:n_before])
     later = [conv.stamp_to_ns(m.header.stamp) for _, m in driver.estimates[n_before:]]
     assert min(later) < first_pass_end  # estimates resumed on the restarted clock
 
 
-@pytest.mark.legacy_audio
-@pytest.mark.skipif(not LEGACY, reason="needs the legacy (AudioData/AudioDataStamped) flavour "
-                    "of audio_common_msgs: scripts/rosenv.sh --audio-flavour legacy")
-def test_legacy_audio_bytes_and_compressed_images(ros):
+@needs_ros_drivers
+def test_audio_info_wins_over_parameters_and_compressed_images(ros):
+    """The driver's latched audio_info says 16 kHz S16LE; the parameters say 44.1 kHz:
+    audio_info is used and the disagreement is reported."""
     frames, audio = render("sad", 4.5)
-
-    def legacy_audio(samples, stamp_ns):
-        msg = acm.AudioDataStamped()
-        msg.header.stamp = conv.ns_to_stamp(stamp_ns)
-        msg.header.frame_id = "microphone"
-        msg.audio.data = conv.chunk_to_audio_data_bytes(samples, "S16LE")
-        return msg
 
     def jpeg(rgb, stamp_ns):
         return conv.rgb_to_compressed(rgb, stamp_ns, "camera", fmt="jpeg")
 
-    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "audio_msg_type:=AudioDataStamped",
-                               "audio_sample_format:=S16LE", "audio_sample_rate:=16000",
-                               "image_transport:=compressed")
-    driver = h.Driver(acm.AudioDataStamped, image_transport="compressed", name="legacy_driver")
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "audio_sample_rate:=44100",
+                               "image_transport:=compressed", runner_args=OWN_TOPICS)
+    driver = h.Driver(acm.AudioDataStamped, image_transport="compressed", name="info_driver",
+                      extra={"audio_info": (acm.AudioInfo, "audio_info", latched)})
     try:
+        driver.pubs["audio_info"].publish(acm.AudioInfo(channels=1, sample_rate=RATE, sample_format="S16LE",
+                                                        bitrate=0, coding_format="wave"))
         assert driver.wait_subscribed(proc)
+        time.sleep(0.5)  # the latched audio_info reaches the new subscription
         base = time.time_ns()
-        h.publish_stream(driver, stream_events([(frames, audio)], base, jpeg, legacy_audio))
+        h.publish_stream(driver, stream_events([(frames, audio)], base, jpeg, pcm_audio))
         driver.wait_for(lambda: len(driver.estimates) >= 4, 10.0)
+        counters = driver.last_counters()
     finally:
         driver.close()
         out = proc.stop()
+    assert int(counters.get("audio_info_mismatch", 0)) >= 1, counters
+    assert "audio_sample_rate" in out and "using audio_info" in out
     msgs = [m for _, m in driver.estimates]
     assert len(msgs) >= 3, out[-3000:]
     assert all(m.modalities == 3 and m.face_detected for m in msgs)
@@ -214,14 +241,15 @@ def test_legacy_audio_bytes_and_compressed_images(ros):
     assert first.label == "sad" and labels[int(np.argmax(first.audio_probabilities))] == "sad"
 
 
-@pytest.mark.skipif(not STAMPED, reason="needs the AudioStamped flavour of audio_common_msgs")
-def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_with_a_warning(ros):
+@pytest.mark.parametrize("_", [pytest.param(None, marks=needs_mgonzs13, id="mgonzs13-reliable")])
+def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_with_a_warning(ros, _):
     """Windows go out as soon as both streams pass their end (grace 5 s is only a cap);
     the node holds only the frames its windows select; when input comes faster than the
     worker can estimate, older waiting windows are dropped, counted and reported as WARN,
     and the newest window is still estimated."""
     frames, audio = render("angry", 6.0, seed=7)
-    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "grace_s:=5.0")
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "grace_s:=5.0", "audio_msg_type:=AudioStamped",
+                               runner_args=OWN_TOPICS)
     driver = h.Driver(acm.AudioStamped, name="burst_driver")
     try:
         assert driver.wait_subscribed(proc)
@@ -257,3 +285,79 @@ def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_w
     assert any(s.level in (1, b"\x01") and "falling behind" in s.message for s in driver.diagnostics), \
         [(s.level, s.message) for s in driver.diagnostics][-5:]
     assert "dropped for a newer one" in out
+
+
+@needs_ros_drivers
+@pytest.mark.parametrize("audio_type,remap", [("AudioDataStamped", "audio:=audio_stamped"),
+                                              ("AudioData", "audio:=audio")])
+def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap):
+    """ros-drivers audio_capture as it comes: MP3, AudioInfo every 5 s (missed at start),
+    header stamps on the GStreamer clock. The node runs with its defaults (only the topic
+    remapped as the launch file does): MP3 is decoded, never read as PCM, and the
+    audio stamps are mapped onto the camera's clock."""
+    emotions = ("happy", "sad")
+    clips = [render(e, 3.6, seed=11 + i) for i, e in enumerate(emotions)]
+    capture = audio_drivers.AudioCapture(acm, coding="mp3")
+    params = ["hop_s:=1.0"] + ([] if audio_type == "AudioDataStamped" else [f"audio_msg_type:={audio_type}"])
+    proc = h.PerceptionProcess(BUNDLE, *params, runner_args=("--remap", remap, "--remap", "audio_info:=audio_info"))
+    topic = remap.split(":=")[1]
+    other = {"AudioDataStamped": ("audio", acm.AudioData), "AudioData": ("audio_stamped", acm.AudioDataStamped)}
+    extra = {"audio_info": (acm.AudioInfo, "audio_info", audio_drivers.CAPTURE_INFO_QOS),
+             other[audio_type][0]: (other[audio_type][1], other[audio_type][0], audio_drivers.CAPTURE_DATA_QOS)}
+    driver = h.Driver(getattr(acm, audio_type), name="audio_capture", audio_topic=topic,
+                      audio_qos=audio_drivers.CAPTURE_DATA_QOS, extra=extra)
+    try:
+        driver.pubs["audio_info"].publish(capture.info())  # at start-up: nobody listens yet
+        assert driver.wait_subscribed(proc)
+        base = time.time_ns()
+        events = [e for e in stream_events(clips, base, raw_image, lambda s, t: None) if e[1] == "image"]
+        wanted = "audio_stamped" if audio_type == "AudioDataStamped" else "audio"
+        for t, kind, msg in capture.events(np.concatenate([a for _, a in clips]), t0=0.0):
+            events.append((t, "audio" if kind == wanted else kind, msg))
+        events.sort(key=lambda e: e[0])
+        h.publish_stream(driver, events)
+        driver.wait_for(lambda: len(driver.estimates) >= 5, 10.0)
+        counters = driver.last_counters()
+    finally:
+        driver.close()
+        out = proc.stop()
+    msgs = [m for _, m in driver.estimates]
+    assert len(msgs) >= 4, out[-3000:]
+    assert "Traceback" not in out
+    for key in ("audio_invalid", "audio_unsupported"):
+        assert int(counters.get(key, 0)) == 0, (counters, out[-2000:])
+    with_audio = [m for m in msgs if m.modalities & 1]
+    assert len(with_audio) >= len(msgs) - 1, [m.modalities for m in msgs]
+    labels = list(msgs[0].labels)
+    inside = []  # windows inside one clip: the MP3-decoded voice gives that clip's emotion
+    for m in with_audio:
+        t_end = (conv.stamp_to_ns(m.header.stamp) - base) / NS
+        k = int(np.ceil(t_end / 3.6 - 1e-3)) - 1
+        if 0 <= k < len(clips) and t_end - 3.0 >= k * 3.6 - 0.05:
+            inside.append(labels[int(np.argmax(m.audio_probabilities))] == emotions[k])
+    assert inside and np.mean(inside) >= 0.75, inside
+    ends = [conv.stamp_to_ns(m.header.stamp) for m in msgs]
+    assert all(abs(e - base) < 20 * NS for e in ends)  # on the camera's clock, not the GStreamer one
+    if audio_type == "AudioDataStamped":
+        assert int(counters.get("audio_clock_mapped", 0)) >= 1 and "GStreamer" in out
+    else:
+        assert int(counters.get("audio_without_header", 0)) > 0
+
+
+@needs_ros_drivers
+def test_configure_names_the_installed_flavour_and_the_setting(ros):
+    """audio_msg_type AudioStamped with the released audio_common_msgs installed: configure
+    fails and says which flavour is installed and what to set."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from avemo_ros.ros.perception_node import PerceptionNode
+
+    node = PerceptionNode(parameter_overrides=[Parameter("model_dir", value=str(BUNDLE)),
+                                               Parameter("audio_msg_type", value="AudioStamped")])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        reason = node._config_error
+    finally:
+        node.destroy_node()
+    assert "ros_drivers flavour" in reason and "audio_msg_type:=AudioDataStamped" in reason, reason

@@ -8,7 +8,7 @@ import pytest
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 
-from avemo_ros.conversions import (
+from avemo_ros.audio_codec import (
     PA_FLOAT32,
     PA_INT8,
     PA_INT16,
@@ -16,22 +16,24 @@ from avemo_ros.conversions import (
     PA_INT32,
     PA_UINT8,
     AudioChunk,
-    ConversionError,
     audio_bytes_to_chunk,
     audio_stamped_to_chunk,
-    check_image,
     chunk_to_audio_data_bytes,
     chunk_to_audio_stamped,
+    sample_width,
+)
+from avemo_ros.conversions import (
+    ConversionError,
+    check_image,
     compressed_to_rgb,
     image_to_rgb,
-    load_audio_msg_types,
     ns_to_stamp,
     rgb_to_compressed,
     rgb_to_image,
-    sample_width,
     stamp_to_ns,
     to_uint8_array,
 )
+from avemo_ros.ros.audio_input import load_audio_msg_types
 
 pytestmark = pytest.mark.ros
 

@@ -43,18 +43,15 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
 from avemo_ros.playback import AudioEvent, MediaPlayback, PlaybackError, VideoEvent, clip_span_ns
-from avemo_ros.conversions import (
+from avemo_ros.audio_codec import (
     AUDIO_MSG_TYPES,
     LEGACY_SAMPLE_FORMATS,
     STAMPED_SAMPLE_FORMATS,
-    ConversionError,
     chunk_to_audio_data_bytes,
     chunk_to_audio_stamped,
-    load_audio_msg_types,
-    ns_to_stamp,
-    rgb_to_compressed,
-    rgb_to_image,
 )
+from avemo_ros.conversions import ConversionError, ns_to_stamp, rgb_to_compressed, rgb_to_image
+from avemo_ros.ros.audio_input import load_audio_msg_types
 from avemo_ros.ros.compat import add_post_set_parameters_callback, ros_context
 
 __all__ = ["FileSource", "FileSourceError", "main"]

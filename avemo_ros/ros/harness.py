@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -21,7 +21,6 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-
 
 
 def ros_env() -> dict:
@@ -36,8 +35,10 @@ def ros_env() -> dict:
 class PerceptionProcess:
     """``python -m avemo_ros.ros.runner`` with parameter overrides, stopped with SIGINT."""
 
-    def __init__(self, bundle: Path, *params: str, env: Optional[dict] = None):
-        cmd = [sys.executable, "-m", "avemo_ros.ros.runner", "--model-dir", str(bundle)]
+    def __init__(self, bundle: Path, *params: str, env: Optional[dict] = None,
+                 runner_args: Sequence[str] = ()):
+        cmd = [sys.executable, "-m", "avemo_ros.ros.runner", "--model-dir", str(bundle),
+               *runner_args]
         for p in params:
             cmd += ["--param", p]
         self.proc = subprocess.Popen(cmd, env={**ros_env(), **(env or {})}, stdout=subprocess.PIPE,
@@ -123,16 +124,27 @@ class Recorder:
 
 class Driver(Recorder):
     """Test-side node: publishes inputs, records EmotionEstimates (monotonic arrival time)
-    and /diagnostics."""
+    and /diagnostics.
 
-    def __init__(self, audio_type, image_transport: str = "raw", name: str = "test_driver"):
+    ``audio_topic`` / ``audio_qos``: where and how the microphone publishes (default
+    ``audio``, reliable); ``extra``: more publishers, ``{kind: (type, topic, qos)}``,
+    addressed by ``kind`` in :func:`publish_stream` events (e.g. an ``audio_info``).
+    """
+
+    def __init__(self, audio_type, image_transport: str = "raw", name: str = "test_driver",
+                 audio_topic: str = "audio", audio_qos: Optional[QoSProfile] = None,
+                 extra: Optional[dict] = None):
         super().__init__(name, clock=time.monotonic, start=False)
         if image_transport == "compressed":
             self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
         else:
             self.image_pub = self.node.create_publisher(Image, "image", 10)
         self.audio_pub = self.node.create_publisher(
-            audio_type, "audio", QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+            audio_type, audio_topic,
+            audio_qos or QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+        self.pubs = {"image": self.image_pub, "audio": self.audio_pub}
+        for kind, (msg_type, topic, qos) in (extra or {}).items():
+            self.pubs[kind] = self.node.create_publisher(msg_type, topic, qos)
         self._thread.start()
 
     def wait_subscribed(self, proc: Optional[PerceptionProcess], timeout: float = 60.0) -> bool:
@@ -152,4 +164,4 @@ def publish_stream(driver: Driver, events, rate: float = 1.0) -> None:
         delay = t / rate - (time.monotonic() - t0)
         if delay > 0:
             time.sleep(delay)
-        (driver.image_pub if kind == "image" else driver.audio_pub).publish(msg)
+        driver.pubs[kind].publish(msg)

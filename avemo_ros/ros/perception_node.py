@@ -24,7 +24,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..backends import BACKENDS
@@ -33,8 +33,10 @@ from ..face_frames import to_grey
 from ..health import Health
 from ..window import NS, StreamEvent, Window, WindowBuffer
 from .. import conversions as conv
-from .params import ParamSpec, declare, values
+from ..audio_codec import AUDIO_MSG_TYPES, AudioChunk
+from .audio_input import CLOCK_CHOICES, CODING_CHOICES, RELIABILITY_CHOICES, AudioInput
 from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
+from .params import ParamSpec, declare, values
 
 PARAMS = (
     ParamSpec("model_dir", "", "Model bundle directory (manifest.json + ONNX/engines)."),
@@ -51,14 +53,28 @@ PARAMS = (
               choices=("raw", "compressed")),
     ParamSpec("max_image_pixels", 4096 * 4096, "Images with more pixels are rejected.",
               range=(1, 100_000_000)),
-    ParamSpec("audio_msg_type", "AudioStamped", "Microphone message type from "
-              "audio_common_msgs.", choices=("AudioStamped", "AudioDataStamped", "AudioData")),
-    ParamSpec("audio_sample_format", "S16LE", "Sample format of AudioData/AudioDataStamped "
-              "bytes (AudioStamped carries its own).",
-              choices=("S16LE", "S16BE", "S32LE", "S32BE", "S24LE", "F32LE", "F32BE", "U8", "S8")),
-    ParamSpec("audio_channels", 1, "Channels of AudioData/AudioDataStamped.", range=(1, 64)),
-    ParamSpec("audio_sample_rate", 16000, "Sample rate of AudioData/AudioDataStamped, Hz.",
-              range=(1000, 384000)),
+    ParamSpec("audio_msg_type", "AudioDataStamped", "Microphone message type: AudioDataStamped "
+              "or AudioData (ros-drivers audio_capture, the released audio_common_msgs) or "
+              "AudioStamped (mgonzs13 audio_common).", choices=AUDIO_MSG_TYPES),
+    ParamSpec("audio_coding_format", "auto", "Coding of AudioData bytes when no audio_info is "
+              "published: auto tells MP3 from raw PCM (wave) by the bytes; audio_info wins.",
+              choices=CODING_CHOICES),
+    ParamSpec("audio_sample_format", "S16LE", "PCM sample format of AudioData bytes when no "
+              "audio_info is published (AudioStamped carries its own).",
+              choices=("S16LE", "S16BE", "S32LE", "S32BE", "S24LE", "S24BE", "F32LE", "F32BE",
+                       "U8", "S8")),
+    ParamSpec("audio_channels", 1, "Channels of AudioData PCM when no audio_info is published.",
+              range=(1, 64)),
+    ParamSpec("audio_sample_rate", 16000, "Sample rate of AudioData PCM when no audio_info is "
+              "published, Hz.", range=(1000, 384000)),
+    ParamSpec("audio_reliability", "best_effort", "Audio subscription reliability: best_effort "
+              "matches reliable and best-effort publishers; reliable only reliable ones.",
+              choices=RELIABILITY_CHOICES),
+    ParamSpec("audio_clock", "auto", "auto: audio header stamps far (>10 s) from the node clock "
+              "and the camera's are mapped onto the node clock by a fixed offset; header: "
+              "trust them.", choices=CLOCK_CHOICES),
+    ParamSpec("haar_cascade", "", "Haar cascade XML for face detection; empty: OpenCV's bundled "
+              "one, else the opencv-data one under /usr/share/opencv4/haarcascades."),
     ParamSpec("warmup_runs", 2, "Inference runs at configure so the first estimate is not late.",
               range=(0, 20)),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, seconds.", range=(0.1, 60.0)),
@@ -73,7 +89,7 @@ _STREAM_COUNTERS = {
 }
 _LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 #: Counters of this node that mean it falls behind or loses input (WARN when they grow).
-_BEHIND_COUNTERS = ("windows_dropped", "audio_lost")
+_BEHIND_COUNTERS = ("windows_dropped", "audio_lost", "frames_lost")
 #: Timing figures reported on /diagnostics (p50 / p95 / max over the last windows), ms.
 TIMINGS = ("image_arrival_lag", "audio_arrival_lag", "window_ready_lag", "queue_wait",
            "window_compute", "latency")
@@ -133,7 +149,9 @@ class PerceptionNode(LifecycleNode):
         self.first_estimate_delay: Optional[float] = None
         self._camera_frame = ""
         self._mic_frame = ""
-        self._audio_type = None
+        self._audio: Optional[AudioInput] = None
+        self._last_camera_ns: Optional[int] = None
+        self._throttle: dict[str, float] = {}
         self.timings = RollingTimes()
         self._cv = threading.Condition()
         self._waiting: Optional[tuple[Window, float]] = None  # (window, ready at, monotonic)
@@ -151,10 +169,12 @@ class PerceptionNode(LifecycleNode):
         try:
             if not self._cfg["model_dir"]:
                 raise ValueError("parameter model_dir is empty: point it at a model bundle")
-            self._audio_type = conv.load_audio_msg_types(self._cfg["audio_msg_type"])
+            self._audio = AudioInput(self, self._cfg, self._on_audio_chunk, self._warn,
+                                     self.health.count, lambda: self._last_camera_ns)
             t0 = time.perf_counter()
             self.estimator = EmotionEstimator(self._cfg["model_dir"], self._cfg["backend"],
-                                              self._cfg["threads"])
+                                              self._cfg["threads"],
+                                              cascade_path=self._cfg["haar_cascade"] or None)
             self.estimator.warmup(self._cfg["warmup_runs"])
             load_s = time.perf_counter() - t0
         except Exception as e:  # any failure to load must leave the node unconfigured
@@ -186,23 +206,17 @@ class PerceptionNode(LifecycleNode):
             self._subs.append(self.create_subscription(
                 Image, "image", self._on_image, qos_profile_sensor_data,
                 event_callbacks=lost_frames))
-        audio_qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE,
-                               history=HistoryPolicy.KEEP_LAST)
-        self._subs.append(self.create_subscription(
-            self._audio_type, "audio", self._on_audio, audio_qos,
-            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_audio_lost)))
+        self._audio.subscribe(self._on_audio_lost)
         self._activated_at = time.monotonic()
         self.first_estimate_delay = None
         self._state = "active"
         self.get_logger().info(f"active: image '{self._subs[0].topic_name}', audio "
-                               f"'{self._subs[1].topic_name}', emotion "
+                               f"'{self._audio.topic}' ({self._cfg['audio_msg_type']}), emotion "
                                f"'{self._emotion_pub.topic_name}'")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs.clear()
+        self._unsubscribe()
         self._stop_worker()
         self.buffer = None
         self._state = "inactive"
@@ -214,13 +228,18 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs.clear()
+        self._unsubscribe()
         self._stop_worker()
         self._release()
         self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        if self._audio is not None:
+            self._audio.unsubscribe()
 
     def _release(self) -> None:
         if self._emotion_pub is not None:
@@ -229,6 +248,7 @@ class PerceptionNode(LifecycleNode):
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None
+        self._audio = None
 
     @staticmethod
     def _msg_type():
@@ -236,9 +256,13 @@ class PerceptionNode(LifecycleNode):
         return EmotionEstimate
 
     # --- input ------------------------------------------------------------------------
-    def _warn(self, counter: str, text: str) -> None:
-        self.health.count(counter, problem=text)
-        self.get_logger().warning(text, throttle_duration_sec=self._cfg.get("log_throttle_s", 5.0))
+    def _warn(self, counter: str, text: str, n: int = 1) -> None:
+        """Count a problem and log it, throttled per counter (one kind never hides another)."""
+        self.health.count(counter, n, problem=text)
+        now = time.monotonic()
+        if now - self._throttle.get(counter, -1e9) >= self._cfg.get("log_throttle_s", 5.0):
+            self._throttle[counter] = now
+            self.get_logger().warning(text)
 
     def _stream_event(self, event: StreamEvent, what: str) -> None:
         if event is StreamEvent.BACKWARDS:
@@ -262,56 +286,33 @@ class PerceptionNode(LifecycleNode):
             return
         self._camera_frame = msg.header.frame_id
         stamp = conv.stamp_to_ns(msg.header.stamp)
+        self._last_camera_ns = stamp
         self.timings.add("image_arrival_lag", (self._now_ns() - stamp) / NS)
         self._stream_event(self.buffer.add_frame(stamp, FrameSlot(msg), time.monotonic()),
                            "camera")
         self._hand_off(self.buffer.take_selected_frames())
 
-    def _on_audio(self, msg) -> None:
+    def _on_audio_chunk(self, chunk: AudioChunk) -> None:
         if self.buffer is None:
             return
-        self.health.count("audio_chunks_received")
-        try:
-            chunk = self._audio_chunk(msg)
-        except conv.ConversionError as e:
-            text = str(e)
-            counter = ("audio_non_finite" if "finite" in text or "NaN" in text else
-                       "audio_unsupported" if "format" in text else "audio_invalid")
-            self._warn(counter, f"audio dropped: {text}")
-            return
+        self._mic_frame = self._audio.frame_id
         self.timings.add("audio_arrival_lag", (self._now_ns() - chunk.end_ns) / NS)
         self._stream_event(self.buffer.add_audio(chunk.stamp_ns, chunk.samples,
                                                  chunk.sample_rate, time.monotonic()), "microphone")
         self._hand_off()
 
     def _on_frames_lost(self, info: QoSMessageLostInfo) -> None:
-        self.health.count("frames_lost", info.total_count_change)
+        self._warn("frames_lost", f"{info.total_count_change} camera frame(s) lost in transport: "
+                   "raw images need Fast DDS's large-data transport in every process of the graph "
+                   "(FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, or config/fastdds_large_data.xml as "
+                   "FASTDDS_DEFAULT_PROFILES_FILE; the launch file and runner set it) or "
+                   "image_transport:=compressed", info.total_count_change)
 
     def _on_audio_lost(self, info: QoSMessageLostInfo) -> None:
         self._warn("audio_lost", f"{info.total_count_change} audio message(s) lost in transport")
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
-
-    def _audio_chunk(self, msg) -> conv.AudioChunk:
-        kind = self._cfg["audio_msg_type"]
-        if kind == "AudioStamped":
-            self._mic_frame = msg.header.frame_id
-            return conv.audio_stamped_to_chunk(msg)
-        if kind == "AudioDataStamped":
-            self._mic_frame = msg.header.frame_id
-            stamp, data = conv.stamp_to_ns(msg.header.stamp), msg.audio.data
-        else:  # AudioData has no header: the best we have is the arrival time
-            self.health.count("audio_without_header")
-            n_bytes = len(msg.data)
-            width = conv.sample_width(self._cfg["audio_sample_format"])
-            dur_ns = int(n_bytes / max(width * self._cfg["audio_channels"], 1) * NS
-                         / self._cfg["audio_sample_rate"])
-            stamp, data = self.get_clock().now().nanoseconds - dur_ns, msg.data
-        return conv.audio_bytes_to_chunk(
-            data, sample_format=self._cfg["audio_sample_format"],
-            channels=self._cfg["audio_channels"], sample_rate=self._cfg["audio_sample_rate"],
-            stamp_ns=stamp)
 
     # --- processing (worker thread) ----------------------------------------------------
     def _hand_off(self, frames: Optional[list] = None) -> None:
@@ -449,6 +450,8 @@ class PerceptionNode(LifecycleNode):
 
     def publish_diagnostics(self) -> None:
         """Publish the counters and the state on /diagnostics."""
+        if self._audio is not None:
+            self._audio.check_graph()
         level = self.health.level(self._last_diag_counts)
         previous, self._last_diag_counts = self._last_diag_counts, self.health.snapshot()
         behind = {k: self._last_diag_counts.get(k, 0) - previous.get(k, 0)
@@ -459,6 +462,10 @@ class PerceptionNode(LifecycleNode):
             level, message = 2, f"not configured: {self._config_error}"
         elif behind and level == 1:
             message = "falling behind: " + ", ".join(f"{n} {k}" for k, n in behind.items())
+            if "frames_lost" in behind:
+                message += (" (camera frames lost in transport: set FASTDDS_BUILTIN_TRANSPORTS="
+                            "LARGE_DATA in the camera's process and this one, or use "
+                            "image_transport:=compressed)")
         elif self.health.last_problem and level:
             message = self.health.last_problem
         else:

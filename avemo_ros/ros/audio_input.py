@@ -1,0 +1,242 @@
+"""The microphone side of a node: which audio_common_msgs, which topics, QoS, format, clock.
+
+Two packages named ``audio_common_msgs`` exist:
+
+- **ros_drivers** (ros-drivers/audio_common, the one released to Humble, Jazzy and
+  Kilted): ``AudioData{uint8[] data}``, ``AudioDataStamped{header, audio}``, ``AudioInfo``.
+  Its ``audio_capture`` publishes AudioData on ``audio``, AudioDataStamped on
+  ``audio_stamped`` and the layout on ``audio_info`` (reliable), MP3 by default.
+- **mgonzs13** (mgonzs13/audio_common 4.x, built from source): ``AudioStamped`` with typed
+  sample arrays and the layout inside each message; its capturer publishes best effort.
+
+:class:`AudioInput` subscribes whichever ``audio_msg_type`` names (best effort by default,
+which matches reliable and best-effort publishers alike), reads the layout from
+``audio_info`` when the driver publishes it (parameters are the fallback; a disagreement
+is reported), decodes MP3, maps a foreign header clock onto the node clock, and hands
+:class:`~avemo_ros.audio_codec.AudioChunk` s on. Every problem goes to ``warn(counter, text)``.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Callable, Optional
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ..audio_codec import AUDIO_MSG_TYPES, AudioChunk, NonFiniteAudio, UnsupportedAudio, audio_stamped_to_chunk
+from ..audio_stream import ByteAudioDecoder, ByteFormat, ClockMapper, sniff_coding
+from ..conversions import ConversionError, stamp_to_ns
+from .compat import SubscriptionEventCallbacks
+
+#: audio_msg_type -> the audio_common_msgs flavour that defines it
+FLAVOUR_OF = {"AudioStamped": "mgonzs13", "AudioDataStamped": "ros_drivers", "AudioData": "ros_drivers"}
+FLAVOUR_TYPES = {"ros_drivers": ("AudioDataStamped", "AudioData"), "mgonzs13": ("AudioStamped",)}
+CODING_CHOICES = ("auto", "wave", "mp3")
+RELIABILITY_CHOICES = ("best_effort", "reliable")
+CLOCK_CHOICES = ("auto", "header")
+
+
+def installed_flavour() -> Optional[str]:
+    """``ros_drivers``, ``mgonzs13`` or None: which audio_common_msgs this process can import."""
+    try:
+        module = importlib.import_module("audio_common_msgs.msg")
+    except ImportError:
+        return None
+    if hasattr(module, "AudioStamped"):
+        return "mgonzs13"
+    if hasattr(module, "AudioDataStamped"):
+        return "ros_drivers"
+    return None
+
+
+def load_audio_msg_types(kind: str) -> type:
+    """Message class ``audio_common_msgs.msg.<kind>`` (AudioStamped, AudioDataStamped, AudioData).
+
+    Raises :class:`ConversionError` naming the flavour that is installed and the setting
+    that fits it, or what to install.
+    """
+    if kind not in AUDIO_MSG_TYPES:
+        raise ConversionError(f"unknown audio message type {kind!r} (supported: {', '.join(AUDIO_MSG_TYPES)})")
+    distro = os.environ.get("ROS_DISTRO") or "<distro>"
+    wanted = FLAVOUR_OF[kind]
+    if wanted == "ros_drivers":
+        hint = f"install ros-{distro}-audio-common-msgs (or build test/fixtures/audio_common_msgs_ros_drivers)"
+    else:
+        hint = ("build mgonzs13/audio_common from source "
+                "(or test/fixtures/audio_common_msgs_mgonzs13)")
+    have = installed_flavour()
+    if have is None:
+        raise ConversionError(f"audio_msg_type {kind} needs audio_common_msgs ({wanted} flavour), "
+                              f"which is not installed: {hint}")
+    if have != wanted:
+        fits = " or ".join(f"audio_msg_type:={t}" for t in FLAVOUR_TYPES[have])
+        raise ConversionError(
+            f"audio_msg_type {kind} is a {wanted} audio_common_msgs type, but the installed "
+            f"audio_common_msgs is the {have} flavour: set {fits}, or {hint}")
+    return getattr(importlib.import_module("audio_common_msgs.msg"), kind)
+
+
+def audio_qos(reliability: str) -> QoSProfile:
+    """Subscription QoS for the audio stream; best effort matches every publisher."""
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=policy,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+#: audio_info QoS pair: audio_capture re-publishes volatile every 5 s; latched publishers
+#: need transient local. Subscribing both matches either.
+INFO_QOS = (QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE),
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+
+class AudioInput:
+    """Audio subscriptions of ``node`` and the conversion of their messages to chunks.
+
+    ``cfg``: the node's parameter values (audio_msg_type, audio_coding_format,
+    audio_sample_format, audio_channels, audio_sample_rate, audio_reliability,
+    audio_clock). ``on_chunk(chunk)`` gets every chunk; ``warn(counter, text)`` every
+    problem; ``count(counter)`` plain events; ``peer_stamp()`` the camera's latest stamp
+    (ns, or None) for telling a foreign audio clock from a replayed one.
+    """
+
+    def __init__(self, node: Any, cfg: dict[str, Any], on_chunk: Callable[[AudioChunk], None],
+                 warn: Callable[[str, str], None], count: Callable[[str], None],
+                 peer_stamp: Callable[[], Optional[int]] = lambda: None):
+        self._node, self._cfg, self._peer_ns = node, cfg, peer_stamp
+        self._on_chunk, self._warn, self._count = on_chunk, warn, count
+        self.kind = cfg["audio_msg_type"]
+        self.msg_type = load_audio_msg_types(self.kind)
+        self.info_type = (getattr(importlib.import_module("audio_common_msgs.msg"), "AudioInfo")
+                          if FLAVOUR_OF[self.kind] == "ros_drivers" else None)
+        self.frame_id = ""
+        self._clock = ClockMapper(cfg["audio_clock"])
+        self._params_format = ByteFormat(
+            coding=cfg["audio_coding_format"], sample_format=cfg["audio_sample_format"],
+            channels=cfg["audio_channels"], sample_rate=cfg["audio_sample_rate"])
+        self.info_format: Optional[ByteFormat] = None
+        self._decoder: Optional[ByteAudioDecoder] = None
+        self._subs: list = []
+        self._reported: set = set()
+
+    # --- subscriptions ----------------------------------------------------------------
+    def subscribe(self, on_lost: Callable[[Any], None]) -> list:
+        """Create the audio (and audio_info) subscriptions; returns them."""
+        events = SubscriptionEventCallbacks(message_lost=on_lost, incompatible_qos=self._on_incompatible)
+        self._subs = [self._node.create_subscription(
+            self.msg_type, "audio", self._on_audio, audio_qos(self._cfg["audio_reliability"]),
+            event_callbacks=events)]
+        if self.info_type is not None:
+            for qos in INFO_QOS:
+                self._subs.append(self._node.create_subscription(
+                    self.info_type, "audio_info", self._on_info, qos))
+        return self._subs
+
+    def unsubscribe(self) -> None:
+        """Destroy the subscriptions and forget the stream state."""
+        for sub in self._subs:
+            self._node.destroy_subscription(sub)
+        self._subs = []
+        self._decoder = None
+
+    @property
+    def topic(self) -> str:
+        """Resolved audio topic ('' before subscribe)."""
+        return self._subs[0].topic_name if self._subs else ""
+
+    def _on_incompatible(self, info: Any) -> None:
+        self._warn("audio_qos_incompatible", f"a publisher on {self.topic} has QoS this subscription "
+                   f"cannot match (policy id {getattr(info, 'last_policy_kind', '?')}): set "
+                   "audio_reliability:=best_effort, which matches every publisher")
+
+    def check_graph(self) -> None:
+        """Report publishers of another audio type on our topic (called periodically)."""
+        if not self._subs:
+            return
+        ours = f"audio_common_msgs/msg/{self.kind}"
+        for info in self._node.get_publishers_info_by_topic(self.topic):
+            if info.topic_type != ours:
+                alt = info.topic_type.rsplit("/", 1)[-1]
+                hint = (f"audio_msg_type:={alt}" if alt in AUDIO_MSG_TYPES else
+                        "a remap of audio to the driver's audio topic")
+                self._warn("audio_type_mismatch", f"{info.node_name} publishes {info.topic_type} on "
+                           f"{self.topic}, but this node expects {ours}: set {hint}")
+
+    # --- format -----------------------------------------------------------------------
+    def _on_info(self, info: Any) -> None:
+        fmt = ByteFormat.from_info(info)
+        if fmt == self.info_format:
+            return
+        self.info_format = fmt
+        self._decoder = None
+        self._node.get_logger().info(f"audio format from {self._subs[1].topic_name}: {fmt.describe()}")
+        p = self._params_format
+        differs = [name for name, a, b in (
+            ("audio_coding_format", p.coding, fmt.coding), ("audio_sample_format", p.sample_format, fmt.sample_format),
+            ("audio_channels", p.channels, fmt.channels), ("audio_sample_rate", p.sample_rate, fmt.sample_rate))
+            if a != b and not (name == "audio_coding_format" and a == "auto")
+            and not (fmt.coding == "mp3" and name != "audio_coding_format")]
+        if differs:
+            self._warn("audio_info_mismatch", "audio_info disagrees with the parameters "
+                       f"{', '.join(differs)} ({fmt.describe()} vs {p.describe()}): using audio_info")
+
+    def _byte_decoder(self, data: Any) -> ByteAudioDecoder:
+        """The decoder for the current format: audio_info's, else the parameters' (MP3 sniffed)."""
+        fmt = self.info_format
+        if fmt is None:
+            p = self._params_format
+            sniffed = sniff_coding(data)
+            coding = sniffed if p.coding == "auto" else p.coding
+            if p.coding == "wave" and sniffed == "mp3":
+                key = "mp3-as-wave"
+                if key not in self._reported:
+                    self._reported.add(key)
+                    self._warn("audio_info_mismatch", "the audio bytes are an MP3 stream but "
+                               "audio_coding_format is wave: decoding them as MP3")
+                coding = "mp3"
+            fmt = ByteFormat(coding, p.sample_format, p.channels, p.sample_rate)
+        if self._decoder is None or self._decoder.format.coding != fmt.coding or (
+                fmt.coding == "wave" and self._decoder.format != fmt):
+            self._decoder = ByteAudioDecoder(fmt)
+        return self._decoder
+
+    # --- messages ---------------------------------------------------------------------
+    def _on_audio(self, msg: Any) -> None:
+        self._count("audio_chunks_received")
+        try:
+            chunk = self.to_chunk(msg)
+        except NonFiniteAudio as e:
+            self._warn("audio_non_finite", f"audio dropped: {e}")
+            return
+        except UnsupportedAudio as e:
+            self._warn("audio_unsupported", f"audio dropped: {e}")
+            return
+        except (ConversionError, AttributeError, TypeError) as e:
+            self._warn("audio_invalid", f"audio dropped: {e}")
+            return
+        if chunk is not None:
+            self._on_chunk(chunk)
+
+    def to_chunk(self, msg: Any) -> Optional[AudioChunk]:
+        """One message -> a chunk on the node clock (None while an MP3 frame is incomplete)."""
+        now = self._node.get_clock().now().nanoseconds
+        if self.kind == "AudioData":  # no header: arrival time, made sample-continuous
+            self._count("audio_without_header")
+            return self._byte_decoder(msg.data).decode(msg.data, now, arrival=True)
+        self.frame_id = msg.header.frame_id
+        if self.kind == "AudioStamped":
+            chunk = audio_stamped_to_chunk(msg)
+        else:
+            chunk = self._byte_decoder(msg.audio.data).decode(msg.audio.data, stamp_to_ns(msg.header.stamp))
+            if chunk is None:
+                return None
+        changes = self._clock.changes
+        chunk.stamp_ns = self._clock.map(chunk.stamp_ns, now - chunk.duration_ns, self._peer_ns())
+        if self._clock.changes != changes:
+            offset_s = self._clock.offset_ns / 1e9
+            self._warn("audio_clock_mapped", (
+                f"audio header stamps are {offset_s:+.1f} s from the node clock and the camera's "
+                "(audio_capture stamps with its GStreamer clock): mapping them by that fixed offset "
+                "(audio_clock:=header turns this off)") if offset_s else
+                "audio header stamps agree with the camera's again: no clock mapping")
+        return chunk
