@@ -19,115 +19,30 @@ import time
 from collections import deque
 from typing import Any, Optional
 
-import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..backends import BACKENDS
 from ..estimator import EmotionEstimator, EmotionResult
 from ..face_frames import to_grey
 from ..health import Health
 from ..window import NS, StreamEvent, Window, WindowBuffer
 from .. import conversions as conv
-from ..audio_codec import AUDIO_MSG_TYPES, AudioChunk
-from .audio_input import CLOCK_CHOICES, CODING_CHOICES, RELIABILITY_CHOICES, AudioInput
+from ..audio_codec import AudioChunk
+from .audio_input import AudioInput
 from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
-from .params import ParamSpec, declare, values
-
-PARAMS = (
-    ParamSpec("model_dir", "", "Model bundle directory (manifest.json + ONNX/engines)."),
-    ParamSpec("backend", "auto", "Inference backend; auto = TensorRT when engines and a GPU "
-              "exist, else ONNX Runtime.", choices=BACKENDS),
-    ParamSpec("threads", 1, "CPU threads per ONNX Runtime session (0 = library default).",
-              range=(0, 64)),
-    ParamSpec("hop_s", 1.0, "Seconds between estimates (window length comes from the model).",
-              range=(0.1, 10.0)),
-    ParamSpec("grace_s", 1.0, "How long past a window's end to wait for a late modality before "
-              "estimating without it, seconds.", range=(0.0, 5.0)),
-    ParamSpec("image_transport", "raw", "Camera input: raw = sensor_msgs/Image on 'image', "
-              "compressed = sensor_msgs/CompressedImage on 'image/compressed'.",
-              choices=("raw", "compressed")),
-    ParamSpec("max_image_pixels", 4096 * 4096, "Images with more pixels are rejected.",
-              range=(1, 100_000_000)),
-    ParamSpec("audio_msg_type", "AudioDataStamped", "Microphone message type: AudioDataStamped "
-              "or AudioData (ros-drivers audio_capture, the released audio_common_msgs) or "
-              "AudioStamped (mgonzs13 audio_common).", choices=AUDIO_MSG_TYPES),
-    ParamSpec("audio_coding_format", "auto", "Coding of AudioData bytes when no audio_info is "
-              "published: auto tells MP3 from raw PCM (wave) by the bytes; audio_info wins.",
-              choices=CODING_CHOICES),
-    ParamSpec("audio_sample_format", "S16LE", "PCM sample format of AudioData bytes when no "
-              "audio_info is published (AudioStamped carries its own).",
-              choices=("S16LE", "S16BE", "S32LE", "S32BE", "S24LE", "S24BE", "F32LE", "F32BE",
-                       "U8", "S8")),
-    ParamSpec("audio_channels", 1, "Channels of AudioData PCM when no audio_info is published.",
-              range=(1, 64)),
-    ParamSpec("audio_sample_rate", 16000, "Sample rate of AudioData PCM when no audio_info is "
-              "published, Hz.", range=(1000, 384000)),
-    ParamSpec("audio_reliability", "best_effort", "Audio subscription reliability: best_effort "
-              "matches reliable and best-effort publishers; reliable only reliable ones.",
-              choices=RELIABILITY_CHOICES),
-    ParamSpec("audio_clock", "auto", "auto: audio header stamps far (>10 s) from the node clock "
-              "and the camera's are mapped onto the node clock by a fixed offset; header: "
-              "trust them.", choices=CLOCK_CHOICES),
-    ParamSpec("haar_cascade", "", "Haar cascade XML for face detection; empty: OpenCV's bundled "
-              "one, else the opencv-data one under /usr/share/opencv4/haarcascades."),
-    ParamSpec("warmup_runs", 2, "Inference runs at configure so the first estimate is not late.",
-              range=(0, 20)),
-    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, seconds.", range=(0.1, 60.0)),
-    ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeats of one input warning.",
-              range=(0.0, 3600.0)),
-)
+from .node_status import FrameSlot, RollingTimes, node_status
+from .params import declare, values
+from .perception_params import PARAMS
 
 _STREAM_COUNTERS = {
     StreamEvent.BACKWARDS: "timestamps_backwards", StreamEvent.GAP: "stream_gaps",
     StreamEvent.RATE_CHANGE: "audio_rate_changes", StreamEvent.DUPLICATE: "stale_dropped",
     StreamEvent.STALE: "stale_dropped",
 }
-_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
-#: Counters of this node that mean it falls behind or loses input (WARN when they grow).
-_BEHIND_COUNTERS = ("windows_dropped", "audio_lost", "frames_lost")
-#: Timing figures reported on /diagnostics (p50 / p95 / max over the last windows), ms.
-TIMINGS = ("image_arrival_lag", "audio_arrival_lag", "window_ready_lag", "queue_wait",
-           "window_compute", "latency")
-
-
-class FrameSlot:
-    """A kept camera frame: its message until the worker prepares it, then its grey image."""
-
-    __slots__ = ("msg", "grey", "error")
-
-    def __init__(self, msg: Any):
-        self.msg = msg
-        self.grey: Optional[Any] = None
-        self.error: Optional[str] = None
-
-
-class RollingTimes:
-    """The last ``n`` values of named durations (thread-safe), summarised as percentiles."""
-
-    def __init__(self, n: int = 1000):
-        self._values = {name: deque(maxlen=n) for name in TIMINGS}
-        self._lock = threading.Lock()
-
-    def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self._values[name].append(seconds)
-
-    def summary(self) -> dict[str, str]:
-        """name_ms -> "p50 P p95 Q max M" for every timing with values."""
-        out = {}
-        with self._lock:
-            items = [(k, np.array(v) * 1e3) for k, v in self._values.items() if v]
-        for name, ms in items:
-            p50, p95 = np.percentile(ms, (50, 95))
-            out[f"{name}_ms"] = f"p50 {p50:.1f} p95 {p95:.1f} max {ms.max():.1f}"
-        return out
-
-
 class PerceptionNode(LifecycleNode):
     """All-in-one audio-visual emotion perception node."""
 
@@ -452,41 +367,22 @@ class PerceptionNode(LifecycleNode):
         """Publish the counters and the state on /diagnostics."""
         if self._audio is not None:
             self._audio.check_graph()
-        level = self.health.level(self._last_diag_counts)
-        previous, self._last_diag_counts = self._last_diag_counts, self.health.snapshot()
-        behind = {k: self._last_diag_counts.get(k, 0) - previous.get(k, 0)
-                  for k in _BEHIND_COUNTERS if self._last_diag_counts.get(k, 0) != previous.get(k, 0)}
-        if behind:
-            level = max(level, 1)
-        if self._config_error:
-            level, message = 2, f"not configured: {self._config_error}"
-        elif behind and level == 1:
-            message = "falling behind: " + ", ".join(f"{n} {k}" for k, n in behind.items())
-            if "frames_lost" in behind:
-                message += (" (camera frames lost in transport: set FASTDDS_BUILTIN_TRANSPORTS="
-                            "LARGE_DATA in the camera's process and this one, or use "
-                            "image_transport:=compressed)")
-        elif self.health.last_problem and level:
-            message = self.health.last_problem
-        else:
-            message = self._state
-        status = DiagnosticStatus(level=_LEVELS[level], name=f"{self.get_fully_qualified_name()}",
-                                  message=message, hardware_id="avemo_ros")
-        kv = {"state": self._state, **{k: str(v) for k, v in sorted(self._last_diag_counts.items())}}
+        extra = {}
         if self.estimator is not None:
-            kv["model_id"] = self.estimator.model_id
+            extra["model_id"] = self.estimator.model_id
         if self.first_estimate_delay is not None:
-            kv["first_estimate_delay_s"] = f"{self.first_estimate_delay:.3f}"
+            extra["first_estimate_delay_s"] = f"{self.first_estimate_delay:.3f}"
         buffer = self.buffer
         if buffer is not None:
-            kv["frames_unused"] = buffer.frames_unused
-            kv["frames_held"] = buffer.frames_held
-        kv.update(self.timings.summary())
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
+            extra["frames_unused"] = buffer.frames_unused
+            extra["frames_held"] = buffer.frames_held
+        extra.update(self.timings.summary())
+        status, self._last_diag_counts = node_status(
+            self.get_fully_qualified_name(), self.health, self._last_diag_counts, self._state,
+            self._config_error, extra)
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(arr)
-
 
 def main(args=None) -> None:
     """Run the node alone (lifecycle transitions come from launch or a lifecycle manager)."""

@@ -1,0 +1,54 @@
+"""Parameters of the perception node: defaults, descriptions, allowed values.
+
+The defaults are also in config/perception.yaml; the README's table lists them.
+"""
+from __future__ import annotations
+
+from ..audio_codec import AUDIO_MSG_TYPES
+from ..backends import BACKENDS
+from .audio_input import CLOCK_CHOICES, CODING_CHOICES, RELIABILITY_CHOICES
+from .params import ParamSpec
+
+PARAMS = (
+    ParamSpec("model_dir", "", "Model bundle directory (manifest.json + ONNX/engines)."),
+    ParamSpec("backend", "auto", "Inference backend; auto = TensorRT when engines and a GPU "
+              "exist, else ONNX Runtime.", choices=BACKENDS),
+    ParamSpec("threads", 1, "CPU threads per ONNX Runtime session (0 = library default).",
+              range=(0, 64)),
+    ParamSpec("hop_s", 1.0, "Seconds between estimates (window length comes from the model).",
+              range=(0.1, 10.0)),
+    ParamSpec("grace_s", 1.0, "How long past a window's end to wait for a late modality before "
+              "estimating without it, seconds.", range=(0.0, 5.0)),
+    ParamSpec("image_transport", "raw", "Camera input: raw = sensor_msgs/Image on 'image', "
+              "compressed = sensor_msgs/CompressedImage on 'image/compressed'.",
+              choices=("raw", "compressed")),
+    ParamSpec("max_image_pixels", 4096 * 4096, "Images with more pixels are rejected.",
+              range=(1, 100_000_000)),
+    ParamSpec("audio_msg_type", "AudioDataStamped", "Microphone message type: AudioDataStamped "
+              "or AudioData (ros-drivers audio_capture, the released audio_common_msgs) or "
+              "AudioStamped (mgonzs13 audio_common).", choices=AUDIO_MSG_TYPES),
+    ParamSpec("audio_coding_format", "auto", "Coding of AudioData bytes when no audio_info is "
+              "published: auto tells MP3 from raw PCM (wave) by the bytes; audio_info wins.",
+              choices=CODING_CHOICES),
+    ParamSpec("audio_sample_format", "S16LE", "PCM sample format of AudioData bytes when no "
+              "audio_info is published (AudioStamped carries its own).",
+              choices=("S16LE", "S16BE", "S32LE", "S32BE", "S24LE", "S24BE", "F32LE", "F32BE",
+                       "U8", "S8")),
+    ParamSpec("audio_channels", 1, "Channels of AudioData PCM when no audio_info is published.",
+              range=(1, 64)),
+    ParamSpec("audio_sample_rate", 16000, "Sample rate of AudioData PCM when no audio_info is "
+              "published, Hz.", range=(1000, 384000)),
+    ParamSpec("audio_reliability", "best_effort", "Audio subscription reliability: best_effort "
+              "matches reliable and best-effort publishers; reliable only reliable ones.",
+              choices=RELIABILITY_CHOICES),
+    ParamSpec("audio_clock", "auto", "auto: audio header stamps far (>10 s) from the node clock "
+              "and the camera's are mapped onto the node clock by a fixed offset; header: "
+              "trust them.", choices=CLOCK_CHOICES),
+    ParamSpec("haar_cascade", "", "Haar cascade XML for face detection; empty: OpenCV's bundled "
+              "one, else the opencv-data one under /usr/share/opencv4/haarcascades."),
+    ParamSpec("warmup_runs", 2, "Inference runs at configure so the first estimate is not late.",
+              range=(0, 20)),
+    ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, seconds.", range=(0.1, 60.0)),
+    ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeats of one input warning.",
+              range=(0.0, 3600.0)),
+)
