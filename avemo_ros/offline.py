@@ -34,6 +34,7 @@ from .bags import (
 from .estimator import EmotionEstimator, FeatureExtractor
 from .evaluation import WindowRecord
 from . import audio_codec, conversions as conv
+from .audio_stream import ByteAudioDecoder, ByteFormat, sniff_coding
 from .window import NS, StreamEvent, Window, WindowBuffer
 
 _LOG = logging.getLogger(__name__)
@@ -43,11 +44,15 @@ __all__ = ["BagStats", "LegacyAudioFormat", "OfflineResult", "evaluate_bag", "ev
 
 @dataclass(frozen=True)
 class LegacyAudioFormat:
-    """Sample layout of legacy audio (AudioData / AudioDataStamped) when the bag has no AudioInfo."""
+    """Layout of ros-drivers audio (AudioData / AudioDataStamped) when the bag has no AudioInfo.
+
+    ``coding``: auto (MP3 or PCM, told by the bytes), wave or mp3.
+    """
 
     sample_format: str = "S16LE"
     channels: int = 1
     sample_rate: int = 16000
+    coding: str = "auto"
 
 
 @dataclass
@@ -94,7 +99,8 @@ def _legacy_format_from_bag(bag: open_bag, default: LegacyAudioFormat) -> Legacy
     for topic in infos:
         for m in bag.messages([topic]):
             if all(hasattr(m.msg, a) for a in ("sample_format", "channels", "sample_rate")):
-                fmt = LegacyAudioFormat(str(m.msg.sample_format), int(m.msg.channels), int(m.msg.sample_rate))
+                info = ByteFormat.from_info(m.msg)
+                fmt = LegacyAudioFormat(info.sample_format, info.channels, info.sample_rate, info.coding)
                 _LOG.info("%s: legacy audio format from %s: %s", bag.path, topic, fmt)
                 return fmt
             break
@@ -102,23 +108,25 @@ def _legacy_format_from_bag(bag: open_bag, default: LegacyAudioFormat) -> Legacy
 
 
 class _AudioConverter:
-    """Audio message -> AudioChunk, exactly as the node's ``_audio_chunk`` does it."""
+    """Audio message -> AudioChunk with the node's decoders (PCM or MP3 bytes, AudioStamped)."""
 
     def __init__(self, msgtype: str, fmt: LegacyAudioFormat):
         self.msgtype, self.fmt = msgtype, fmt
-        self.width = audio_codec.sample_width(fmt.sample_format)
+        self._bytes: Optional[ByteAudioDecoder] = None
 
-    def __call__(self, msg: Any, log_time_ns: int) -> audio_codec.AudioChunk:
+    def __call__(self, msg: Any, log_time_ns: int) -> Optional[audio_codec.AudioChunk]:
+        """The chunk (None while an MP3 frame is incomplete)."""
         if self.msgtype == AUDIO_STAMPED:
             return audio_codec.audio_stamped_to_chunk(msg)
+        data = msg.audio.data if self.msgtype == AUDIO_DATA_STAMPED else msg.data
+        if self._bytes is None:
+            f = self.fmt
+            coding = sniff_coding(data) if f.coding == "auto" else f.coding
+            self._bytes = ByteAudioDecoder(ByteFormat(coding, f.sample_format, f.channels, f.sample_rate))
         if self.msgtype == AUDIO_DATA_STAMPED:
-            stamp, data = conv.stamp_to_ns(msg.header.stamp), msg.audio.data
-        else:  # bare AudioData: no header; its arrival (log) time marks the end of the chunk
-            n_bytes = len(msg.data)
-            dur_ns = int(n_bytes / max(self.width * self.fmt.channels, 1) * NS / self.fmt.sample_rate)
-            stamp, data = log_time_ns - dur_ns, msg.data
-        return audio_codec.audio_bytes_to_chunk(data, sample_format=self.fmt.sample_format, channels=self.fmt.channels,
-                                         sample_rate=self.fmt.sample_rate, stamp_ns=stamp)
+            return self._bytes.decode(data, conv.stamp_to_ns(msg.header.stamp))
+        # bare AudioData: no header; its arrival (log) time marks the end of the chunk
+        return self._bytes.decode(data, log_time_ns, arrival=True)
 
 
 def _decoder(msgtype: str) -> Callable[[Any], np.ndarray]:
@@ -127,9 +135,10 @@ def _decoder(msgtype: str) -> Callable[[Any], np.ndarray]:
     return conv.compressed_to_rgb
 
 
-def _audio_problem(text: str) -> str:
-    return ("audio_non_finite" if "finite" in text or "NaN" in text else
-            "audio_unsupported" if "format" in text else "audio_invalid")
+def _audio_problem(exc: conv.ConversionError) -> str:
+    if isinstance(exc, audio_codec.NonFiniteAudio):
+        return "audio_non_finite"
+    return "audio_unsupported" if isinstance(exc, audio_codec.UnsupportedAudio) else "audio_invalid"
 
 
 def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float = 0.5, grace_s: float = 1.0,
@@ -200,8 +209,10 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                 try:
                     chunk = to_chunk(msg.msg, msg.log_time_ns)
                 except conv.ConversionError as exc:
-                    stats.count(_audio_problem(str(exc)))
+                    stats.count(_audio_problem(exc))
                     _LOG.warning("%s: audio at %d ns dropped: %s", path, msg.log_time_ns, exc)
+                    continue
+                if chunk is None:
                     continue
                 stamp = chunk.stamp_ns
                 event = buffer.add_audio(stamp, chunk.samples, chunk.sample_rate)

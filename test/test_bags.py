@@ -159,7 +159,7 @@ def test_write_errors(tmp_path, timeline):
     with pytest.raises(BagError, match="flavour"):
         write_bag(tmp_path / "a", [], [], audio_flavour="ros1")
     with pytest.raises(BagError, match="ros_drivers"):
-        write_bag(tmp_path / "a", [], [], headerless_audio=True)
+        write_bag(tmp_path / "a", [], [], audio_flavour="mgonzs13", headerless_audio=True)
     (tmp_path / "exists").mkdir()
     with pytest.raises(BagError, match="exists"):
         write_bag(tmp_path / "exists", timeline.frames, timeline.audio)
@@ -230,7 +230,7 @@ def _robot_bag(path, storage, embed_definitions, flavour):
         samples = (np.arange(1600, dtype=np.int16) % 100 - 50).astype(np.int16)
         if flavour == "mgonzs13":
             empty = {k: np.zeros(0, d) for k, d in (("float32_data", np.float32), ("int32_data", np.int32),
-                                                    ("int24_data", np.int32), ("int8_data", np.int8),
+                                                    ("int8_data", np.int8),
                                                     ("uint8_data", np.uint8))}
             amsg = t["audio_common_msgs/msg/AudioStamped"](
                 header=t["std_msgs/msg/Header"](stamp=header.stamp, frame_id="mic"),
