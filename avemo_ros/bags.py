@@ -71,9 +71,11 @@ AUDIO_TYPES = (AUDIO_STAMPED, AUDIO_DATA_STAMPED, AUDIO_DATA)
 EMOTION_TYPE = "avemo_ros/msg/EmotionEstimate"
 STRING_TYPE = "std_msgs/msg/String"
 
-_ROOT = Path(__file__).resolve().parents[1]
-# flavour -> the .msg fixture package in the source tree; the file that tells the flavours apart
-_FLAVOUR_DIRS = {"mgonzs13": "audio_common_msgs_mgonzs13", "ros_drivers": "audio_common_msgs_ros_drivers"}
+_ROOT = Path(__file__).resolve().parents[1]  # the checkout, when imported from one
+# The .msg definitions ship as package data: interfaces/<package>[/<flavour>]/msg/*.msg
+# (EmotionEstimate.msg is copied there from the top-level msg/ when a wheel is built).
+_INTERFACES = "interfaces"
+# the file that tells the audio flavours apart
 _FLAVOUR_MARKER = {"mgonzs13": "AudioStamped.msg", "ros_drivers": "AudioDataStamped.msg"}
 
 
@@ -143,34 +145,55 @@ class BagInfo:
 # ----------------------------------------------------------------------------- typestores
 
 
-def _msg_search_dirs(package: str) -> list[Path]:
-    """Folders that may hold ``<package>``'s .msg files: source tree first, then ament prefixes."""
-    dirs = []
-    if package == "avemo_ros":
-        dirs.append(_ROOT / "msg")
-    else:
-        dirs += [_ROOT / "test" / "fixtures" / d / "msg" for d in _FLAVOUR_DIRS.values()]
-    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
-        dirs.append(Path(prefix) / "share" / package / "msg")
-    return [d for d in dirs if d.is_dir()]
+def _shipped_msg_dir(*parts: str) -> Optional[Any]:
+    """``interfaces/<parts>/msg`` of this package's data (importlib.resources), or None."""
+    from importlib.resources import files
+
+    folder = files(__package__).joinpath(_INTERFACES)
+    for part in (*parts, "msg"):
+        folder = folder.joinpath(part)
+    return folder if folder.is_dir() else None
 
 
-def _flavour_msg_dir(flavour: str) -> Path:
-    for d in _msg_search_dirs("audio_common_msgs"):
-        if (d / _FLAVOUR_MARKER[flavour]).is_file():
+def _ament_msg_dirs(package: str) -> list[Path]:
+    """``share/<package>/msg`` of every prefix on AMENT_PREFIX_PATH (a ROS install)."""
+    prefixes = filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep))
+    return [d for d in (Path(p) / "share" / package / "msg" for p in prefixes) if d.is_dir()]
+
+
+def _emotion_msg_dir() -> Any:
+    """The folder holding EmotionEstimate.msg: package data, the checkout's msg/, a ROS prefix."""
+    candidates = [_shipped_msg_dir("avemo_ros"), _ROOT / "msg", *_ament_msg_dirs("avemo_ros")]
+    for d in candidates:
+        if d is not None and d.joinpath("EmotionEstimate.msg").is_file():
             return d
     raise BagError(
-        f"no .msg files of the {flavour} audio_common_msgs flavour found (looked for "
-        f"{_FLAVOUR_MARKER[flavour]} in test/fixtures/{_FLAVOUR_DIRS[flavour]}/msg and share/audio_common_msgs/msg "
-        "on AMENT_PREFIX_PATH)")
+        "EmotionEstimate.msg not found (looked in the package data avemo_ros/interfaces/avemo_ros/msg, "
+        f"in {_ROOT / 'msg'} and in share/avemo_ros/msg on AMENT_PREFIX_PATH): reinstall avemo_ros")
 
 
-def _types_from_dir(package: str, folder: Path) -> dict:
+def _flavour_msg_dir(flavour: str) -> Any:
+    """The folder of the ``flavour`` audio_common_msgs .msg files: package data, else a ROS prefix."""
+    marker = _FLAVOUR_MARKER[flavour]
+    candidates = [_shipped_msg_dir("audio_common_msgs", flavour), *_ament_msg_dirs("audio_common_msgs")]
+    for d in candidates:
+        if d is not None and d.joinpath(marker).is_file():
+            return d
+    raise BagError(
+        f"no .msg files of the {flavour} audio_common_msgs flavour found (looked for {marker} in the "
+        f"package data avemo_ros/interfaces/audio_common_msgs/{flavour}/msg and in "
+        "share/audio_common_msgs/msg on AMENT_PREFIX_PATH): reinstall avemo_ros")
+
+
+def _types_from_dir(package: str, folder: Any) -> dict:
+    """Types of every .msg file in ``folder`` (a Path or an importlib.resources Traversable)."""
     from rosbags.typesys import get_types_from_msg
 
     typs: dict = {}
-    for path in sorted(folder.glob("*.msg")):
-        typs.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".msg") and entry.is_file():
+            stem = entry.name[:-len(".msg")]
+            typs.update(get_types_from_msg(entry.read_text(encoding="utf-8"), f"{package}/msg/{stem}"))
     return typs
 
 
@@ -191,10 +214,7 @@ def _flavour_typedefs(flavour: str) -> dict:
     if flavour not in FLAVOURS:
         raise BagError(f"unknown audio flavour {flavour!r} (one of {', '.join(FLAVOURS)})")
     typs = dict(get_typestore(_base_store_name()).fielddefs)
-    avemo = _msg_search_dirs("avemo_ros")
-    if not avemo or not (avemo[0] / "EmotionEstimate.msg").is_file():
-        raise BagError("msg/EmotionEstimate.msg not found (source tree or share/avemo_ros/msg)")
-    typs.update(_types_from_dir("avemo_ros", avemo[0]))
+    typs.update(_types_from_dir("avemo_ros", _emotion_msg_dir()))
     typs.update(_types_from_dir("audio_common_msgs", _flavour_msg_dir(flavour)))
     return typs
 
