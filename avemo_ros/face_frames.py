@@ -6,6 +6,7 @@ flagged, never filled with a blind crop.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
@@ -93,19 +94,68 @@ def select_frames(frame_times: Sequence[float], start_s: float, end_s: float, n:
     return pos.astype(np.int64)
 
 
+#: The frontal-face cascade every bundle's preprocessing was trained with.
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+#: Where Debian/Ubuntu's ``opencv-data`` package puts the cascades (apt's ``python3-opencv``
+#: has no ``cv2.data``); newest layout first.
+SYSTEM_CASCADE_DIRS = ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")
+
+
+class CascadeNotFoundError(RuntimeError):
+    """No Haar cascade file could be found (or the given one cannot be read)."""
+
+
+def resolve_cascade(cascade_path: Optional[str] = None, name: str = DEFAULT_CASCADE) -> str:
+    """Path of the Haar cascade file to load.
+
+    In this order: ``cascade_path`` when given (it must exist: no silent fallback), else
+    ``name`` in ``cv2.data.haarcascades`` (pip's opencv-python(-headless) 4.x bundles
+    them), else ``name`` in :data:`SYSTEM_CASCADE_DIRS` (apt's python3-opencv + opencv-data).
+    Raises :class:`CascadeNotFoundError` naming the places looked in and the fixes.
+    """
+    if cascade_path:
+        path = Path(cascade_path).expanduser()
+        if not path.is_file():
+            raise CascadeNotFoundError(f"Haar cascade {cascade_path} (cascade_path) is not a file")
+        return str(path)
+    looked = []
+    data_dir = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if data_dir:
+        looked.append(str(data_dir))
+        if (Path(data_dir) / name).is_file():
+            return str(Path(data_dir) / name)
+    else:
+        looked.append("cv2.data (absent in this OpenCV build)")
+    for folder in SYSTEM_CASCADE_DIRS:
+        looked.append(folder)
+        if (Path(folder) / name).is_file():
+            return str(Path(folder) / name)
+    raise CascadeNotFoundError(
+        f"Haar cascade {name} not found (looked in {', '.join(looked)}). Install the cascades "
+        "(apt install opencv-data, or pip install 'opencv-python-headless<5'), or pass its "
+        "path: the perception node's cascade_path parameter")
+
+
 class FaceDetector:
-    """OpenCV Haar cascade (bundled with OpenCV 4.x) on a downscaled grey image."""
+    """OpenCV Haar cascade on a downscaled grey image.
+
+    ``cascade_path``: the cascade XML file; None finds the bundled or system one
+    (:func:`resolve_cascade`).
+    """
 
     def __init__(self, cfg: VideoFeatureConfig = VideoFeatureConfig(),
                  cascade_path: Optional[str] = None):
-        data = getattr(cv2, "data", None)
-        if cascade_path is None:
-            if data is None:
-                raise RuntimeError("this OpenCV build bundles no Haar cascades (use opencv 4.x)")
-            cascade_path = data.haarcascades + "haarcascade_frontalface_default.xml"
-        self._cascade = cv2.CascadeClassifier(cascade_path)
+        path = resolve_cascade(cascade_path)
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise CascadeNotFoundError("this OpenCV build has no CascadeClassifier (OpenCV 5 "
+                                       "dropped it): pip install 'opencv-python-headless<5'")
+        try:
+            self._cascade = cv2.CascadeClassifier(path)
+        except (cv2.error, SystemError) as exc:  # a file that is no cascade
+            raise CascadeNotFoundError(f"could not load the Haar cascade {path}: {exc}") from exc
         if self._cascade.empty():
-            raise RuntimeError(f"could not load the Haar cascade {cascade_path}")
+            raise CascadeNotFoundError(f"could not load the Haar cascade {path}")
+        self.cascade_path = path
         self.cfg = cfg
 
     def detect(self, grey: np.ndarray) -> Optional[Box]:
