@@ -50,9 +50,11 @@ class AudioFeatureConfig:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"unknown audio feature kind {self.kind!r}; known: {', '.join(KINDS)}")
+            raise ValueError(f"unknown audio feature kind {self.kind!r}; "
+                             f"known: {', '.join(KINDS)}")
         if self.kind == "spectrogram" and self.n_bins > self.n_fft // 2:
-            raise ValueError(f"n_bins {self.n_bins} exceeds the {self.n_fft // 2} bins of n_fft {self.n_fft}")
+            raise ValueError(f"n_bins {self.n_bins} exceeds the {self.n_fft // 2} bins of "
+                             f"n_fft {self.n_fft}")
         if self.n_mfcc > self.n_mels:
             raise ValueError(f"n_mfcc {self.n_mfcc} exceeds n_mels {self.n_mels}")
 
@@ -117,7 +119,8 @@ def _one_window(x: np.ndarray, cfg: AudioFeatureConfig) -> np.ndarray:
     return np.pad(x, (0, n - x.size)) if x.size < n else x[:n]
 
 
-def power_spectrum(x: np.ndarray, cfg: AudioFeatureConfig, n_frames: int | None = None) -> np.ndarray:
+def power_spectrum(x: np.ndarray, cfg: AudioFeatureConfig,
+                   n_frames: int | None = None) -> np.ndarray:
     """One window of mono audio -> STFT power (frames, n_fft // 2 + 1), centred Hann frames.
 
     The signal is cut or zero-padded (at the end) to exactly one window first.
@@ -213,7 +216,8 @@ def _spectral_contrast(power: np.ndarray, cfg: AudioFeatureConfig, quantile: flo
     return out
 
 
-def _mel_chroma(power: np.ndarray, cfg: AudioFeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _mel_chroma(power: np.ndarray,
+                cfg: AudioFeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(log-mel dB floored, MFCC, chroma) per frame from STFT power (frames, bins)."""
     mel = power @ mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels).T
     logmel = 10.0 * np.log10(np.maximum(mel, 1e-12))
@@ -225,7 +229,7 @@ def _mel_chroma(power: np.ndarray, cfg: AudioFeatureConfig) -> tuple[np.ndarray,
 
 
 def frame_features(x: np.ndarray, cfg: AudioFeatureConfig) -> np.ndarray:
-    """Mono audio -> (n_mfcc + 12 + n_mels, n_frames): MFCC, chroma and log-mel blocks over time."""
+    """Mono audio -> (n_mfcc + 12 + n_mels, n_frames): MFCC, chroma, log-mel blocks over time."""
     logmel, mfcc, chroma = _mel_chroma(power_spectrum(x, cfg), cfg)
     segments = np.array_split(np.arange(logmel.shape[0]), cfg.n_frames)
     blocks = []

@@ -155,7 +155,8 @@ def check_engine_compatibility(engine_info: dict, runtime_trt_version: str, gpu_
     if missing:
         raise EngineIncompatible(f"engine {file}: the manifest does not record its {missing}: "
                                  f"{REBUILD_HINT}")
-    built = f"TensorRT {built_trt} for {built_gpu}" + (f" (compute {built_cc})" if built_cc else "")
+    built = f"TensorRT {built_trt} for {built_gpu}"
+    built += f" (compute {built_cc})" if built_cc else ""
     here = f"TensorRT {runtime_trt_version} on {gpu_name} (compute {here_cc})"
     if built_trt != str(runtime_trt_version):
         raise EngineIncompatible(f"engine {file} was built with {built}; this runtime is {here}: "
@@ -200,7 +201,8 @@ def engine_io_mismatches(spec: ModelSpec, io: Sequence[TensorIO]) -> list[str]:
                 problems.append(f"{kind} {t.name!r} is missing from the engine")
                 continue
             if list(g.shape) != list(t.shape):
-                problems.append(f"{kind} {t.name!r} has shape {list(g.shape)}, manifest {list(t.shape)}")
+                problems.append(f"{kind} {t.name!r} has shape {list(g.shape)}, "
+                                f"manifest {list(t.shape)}")
             if g.dtype != t.dtype:
                 problems.append(f"{kind} {t.name!r} has dtype {g.dtype}, manifest {t.dtype}")
         problems += [f"engine has an extra {kind} {n!r}" for n in by_name]

@@ -16,9 +16,10 @@ import numpy as np
 
 from .audio_features import AudioFeatureConfig, audio_features
 from .backends import InferenceBackend, open_backend
-from .face_frames import Box, FaceDetector, FaceStack, VideoFeatureConfig, build_face_stack, to_grey
+from .face_frames import (Box, FaceDetector, FaceStack, VideoFeatureConfig, build_face_stack,
+                          to_grey)
 from .labels import valence_arousal
-from .manifest import FEATURES, LOGITS, Manifest, fusion_source, load_manifest
+from .manifest import LOGITS, Manifest, fusion_source, load_manifest
 from .window import Window
 
 AUDIO = 1

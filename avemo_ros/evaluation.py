@@ -217,7 +217,8 @@ def write_windows_csv(path: Path | str, records: Sequence[WindowRecord],
         w = csv.writer(f)
         w.writerow([*_FIXED_COLUMNS, *(f"p_{lbl}" for lbl in labels), *_TAIL_COLUMNS])
         for r in records:
-            probs = list(r.probabilities) if len(r.probabilities) == len(labels) else [""] * len(labels)
+            probs = (list(r.probabilities) if len(r.probabilities) == len(labels)
+                     else [""] * len(labels))
             w.writerow([r.source, f"{r.start_ns / NS:.9f}", f"{r.end_ns / NS:.9f}", r.truth or "",
                         r.label or "", f"{r.confidence:.6f}" if r.label is not None else "",
                         *(f"{p:.6f}" if p != "" else "" for p in probs), r.modalities,

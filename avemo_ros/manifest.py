@@ -189,7 +189,8 @@ def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manif
     for role, spec in m.models.items():
         logits = spec.outputs[0].shape
         if logits[-1] != len(m.labels):
-            raise BundleError(f"{role} network has {logits[-1]} outputs for {len(m.labels)} labels")
+            raise BundleError(f"{role} network has {logits[-1]} outputs for "
+                              f"{len(m.labels)} labels")
         if verify_files:
             f = bundle_dir / spec.file
             if not f.is_file():
@@ -197,5 +198,6 @@ def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manif
             digest = sha256_file(f)
             if digest != spec.sha256:
                 raise BundleError(f"{role} model file {f.name} checksum {digest[:12]} does not "
-                                  f"match the manifest's {spec.sha256[:12]}: file changed or corrupt")
+                                  f"match the manifest's {spec.sha256[:12]}: file changed or "
+                                  "corrupt")
     return m

@@ -350,7 +350,8 @@ def _check_frames(frames: Optional[np.ndarray]) -> np.ndarray:
     if arr.ndim != 4 or arr.shape[3] != 3:
         raise ValueError(f"frames must be (N, H, W, 3), got shape {arr.shape}")
     if arr.shape[1] % 2 or arr.shape[2] % 2:
-        raise ValueError(f"H.264/yuv420p needs even frame sizes, got {arr.shape[2]}x{arr.shape[1]}")
+        raise ValueError("H.264/yuv420p needs even frame sizes, got "
+                         f"{arr.shape[2]}x{arr.shape[1]}")
     if arr.dtype != np.uint8:
         raise ValueError(f"frames must be uint8, got {arr.dtype}")
     return arr

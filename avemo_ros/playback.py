@@ -148,8 +148,10 @@ class MediaPlayback:
         frames = np.asarray(clip.frames)
         frame_ns = _frame_ns(clip)
         if frames.shape[0] != frame_ns.shape[0]:
-            raise PlaybackError(f"{path}: {frames.shape[0]} frames but {frame_ns.shape[0]} frame times")
-        audio = np.zeros((0, 1), np.float32) if clip.audio is None else np.asarray(clip.audio, dtype=np.float32)
+            raise PlaybackError(f"{path}: {frames.shape[0]} frames but {frame_ns.shape[0]} "
+                                "frame times")
+        audio = (np.zeros((0, 1), np.float32) if clip.audio is None
+                 else np.asarray(clip.audio, dtype=np.float32))
         if audio.ndim == 1:
             audio = audio[:, None]
         rate = int(clip.sample_rate or 0)
@@ -218,7 +220,7 @@ class MediaPlayback:
 
     @property
     def next_due_ns(self) -> Optional[int]:
-        """Elapsed media time at which :meth:`poll` next has something to do (None when finished)."""
+        """Elapsed media time at which :meth:`poll` next has something to do (None: finished)."""
         if self._finished:
             return None
         nxt = self._next_local()
@@ -248,7 +250,8 @@ class MediaPlayback:
             base = self.start_ns + self._offset_ns
             if kind == "video":
                 i = self._frame_i
-                events.append(VideoEvent(base + int(it.frame_ns[i]), it.frames[i], self._pos, i, due))
+                events.append(VideoEvent(base + int(it.frame_ns[i]), it.frames[i], self._pos, i,
+                                         due))
                 self._frame_i += 1
             else:
                 s = self._sample_i

@@ -52,7 +52,8 @@ VIDEO = {"20 x 100x60 faces": VideoFeatureConfig(),
          "10 x 48x48 faces": VideoFeatureConfig(n_frames=10, crop_height=48, crop_width=48)}
 
 
-def _inputs(role: str, name: str, what: str, n: int, rng) -> tuple[torch.nn.Module, list[np.ndarray]]:
+def _inputs(role: str, name: str, what: str, n: int,
+            rng) -> tuple[torch.nn.Module, list[np.ndarray]]:
     def arr(shape):
         return rng.standard_normal((n, *shape)).astype(np.float16)
 

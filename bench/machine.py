@@ -51,7 +51,8 @@ def _git_commit() -> str:
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=10", "HEAD"],
                               capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -76,8 +77,9 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "onnxruntime": _version("onnxruntime"),
         "torch": _version("torch"),
-        "opencv": _version("opencv-python-headless") if _version("opencv-python") == "not installed"
-        else _version("opencv-python"),
+        "opencv": (_version("opencv-python-headless")
+                   if _version("opencv-python") == "not installed"
+                   else _version("opencv-python")),
         "numpy": _version("numpy"),
         "rmw": os.environ.get("RMW_IMPLEMENTATION") or "rmw_fastrtps_cpp (default)",
         "git_commit": _git_commit(),

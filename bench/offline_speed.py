@@ -32,8 +32,8 @@ def run(bundle: Path, hop_s: float = 0.5, clips: int = 3, clip_s: float = 4.0) -
     emotions = ("happy", "sad", "angry", "calm", "fearful")
     decoded = []
     for i in range(clips):
-        frames, audio, rate = render_clip(emotions[i % len(emotions)], 20, duration_s=clip_s, seed=11 + i,
-                                          size=(640, 480), intensity=2)
+        frames, audio, rate = render_clip(emotions[i % len(emotions)], 20, duration_s=clip_s,
+                                          seed=11 + i, size=(640, 480), intensity=2)
         decoded.append(SimpleNamespace(frames=frames, frame_times=np.arange(len(frames)) / 30.0,
                                        audio=audio, sample_rate=rate, duration=len(frames) / 30.0,
                                        path=f"clip{i}.mp4"))
@@ -55,8 +55,9 @@ def run(bundle: Path, hop_s: float = 0.5, clips: int = 3, clip_s: float = 4.0) -
             "wall_s": round(res.wall_s, 2),
             "realtime_factor": round(res.seconds_of_media / res.wall_s, 2),
             "realtime_factor_without_model_load": round(res.seconds_of_media / per_bag_wall, 2),
-            "accuracy": round(float(np.mean([r.label == r.truth for r in res.records if r.truth])), 3)
-            if any(r.truth for r in res.records) else None,
+            "accuracy": (round(float(np.mean([r.label == r.truth for r in res.records
+                                              if r.truth])), 3)
+                         if any(r.truth for r in res.records) else None),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -26,7 +26,8 @@ def _clip(seconds: float = 3.0, size=(640, 480)):
     from avemo_ros.audio_features import resample
     from training.synthetic import render_clip
 
-    frames, audio, rate = render_clip("happy", 20, duration_s=seconds, seed=5, size=size, intensity=2)
+    frames, audio, rate = render_clip("happy", 20, duration_s=seconds, seed=5, size=size,
+                                      intensity=2)
     return frames, resample(audio, rate, 16000)
 
 
@@ -145,7 +146,8 @@ def network_stages(bundle: Path, threads: int = 1) -> dict:
             path = tmp / f"{role}.onnx"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(model, args, str(path), input_names=[t.name for t in spec.inputs],
+                torch.onnx.export(model, args, str(path),
+                                  input_names=[t.name for t in spec.inputs],
                                   output_names=[o.name for o in spec.outputs], opset_version=17,
                                   dynamo=False)
             fresh = OnnxRuntimeBackend(path, threads=threads)
@@ -165,8 +167,9 @@ def network_stages(bundle: Path, threads: int = 1) -> dict:
             })
             if row["fresh_params"] != row["bundle_params"]:
                 row["note"] = (f"the bundle's {spec.file} has {row['bundle_params']} parameters, "
-                               f"training.models' {spec.architecture} {row['fresh_params']}: the bundle "
-                               "was built from another definition of this architecture name")
+                               f"training.models' {spec.architecture} {row['fresh_params']}: "
+                               "the bundle was built from another definition of this "
+                               "architecture name")
         except Exception as e:  # report, do not abort the whole benchmark
             log.warning("%s: torch comparison failed: %s", role, e)
             row["torch"] = f"not measured: {type(e).__name__}: {e}"

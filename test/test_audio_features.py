@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from avemo_ros.audio_features import AudioFeatureConfig, audio_features, resample, spectrogram, to_mono
+from avemo_ros.audio_features import (AudioFeatureConfig, audio_features, resample, spectrogram,
+                                      to_mono)
 
 CFG = AudioFeatureConfig()
 
@@ -32,7 +33,8 @@ def test_any_rate_and_channels_give_the_same_features():
 
 
 def test_standardised_and_gain_invariant():
-    x = tone(500, 16000) + 0.01 * np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    noise = np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    x = tone(500, 16000) + 0.01 * noise
     a, b = spectrogram(x), spectrogram(10 * x)
     assert abs(a.mean()) < 1e-4 and abs(a.std() - 1) < 1e-3
     np.testing.assert_allclose(a, b, atol=1e-3)
@@ -111,4 +113,5 @@ def test_mfcc_block_is_the_dct_of_log_mel():
     from avemo_ros.audio_features import _mel_chroma, power_spectrum
     x = tone(440, 16000)
     logmel, mfcc, _ = _mel_chroma(power_spectrum(x, SUMMARY_CFG), SUMMARY_CFG)
-    np.testing.assert_allclose(mfcc, dct(logmel, norm="ortho", axis=1)[:, :40], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(mfcc, dct(logmel, norm="ortho", axis=1)[:, :40], rtol=1e-4,
+                               atol=1e-3)

@@ -24,7 +24,8 @@ def test_yaml_defaults_are_declared_and_valid():
 def test_launch_file_declares_the_documented_arguments():
     tree = ast.parse((ROOT / "launch" / "perception.launch.py").read_text())
     declared = {node.args[0].value for node in ast.walk(tree)
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
+                if isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
     readme = (ROOT / "README.md").read_text()
     assert {"namespace", "params_file", "model_dir", "backend", "image", "audio", "emotion",
             "use_sim_time", "autostart", "media"} <= declared

@@ -59,10 +59,12 @@ def ravdess_root(tmp_path_factory):
 
 def test_ravdess_names():
     n = parse_ravdess_name("Actor_12/01-01-03-02-01-02-12.mp4")
-    assert (n.modality, n.emotion, n.intensity, n.statement, n.repetition, n.actor) == (1, 3, 2, 1, 2, 12)
+    fields = (n.modality, n.emotion, n.intensity, n.statement, n.repetition, n.actor)
+    assert fields == (1, 3, 2, 1, 2, 12)
     assert n.label == "happy" and n.stem == "01-01-03-02-01-02-12"
     assert parse_ravdess_name("03-01-03-02-01-02-12.wav").utterance == n.utterance
-    for bad in ("01-01-09-01-01-01-01.mp4", "01-01-03.mp4", "a-b-c-d-e-f-g.mp4", "04-01-03-01-01-01-01.mp4"):
+    for bad in ("01-01-09-01-01-01-01.mp4", "01-01-03.mp4", "a-b-c-d-e-f-g.mp4",
+                "04-01-03-01-01-01-01.mp4"):
         with pytest.raises(ValueError):
             parse_ravdess_name(bad)
 
@@ -75,7 +77,8 @@ def test_ravdess_modalities(ravdess_root, caplog):
     assert [c.label for c in clips] == ["happy", "sad"] * 4
     assert [c.group for c in clips] == [1, 1, 2, 2, 5, 5, 9, 9]
     assert all(c.video_path == c.audio_path and c.video_path.suffix == ".mp4" for c in clips)
-    assert av_ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    assert av_ds.labels == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust",
+                            "surprised")
     assert clips[0].meta["gender"] == "male" and clips[2].meta["gender"] == "female"
     # Odd files are skipped, counted and logged.
     assert av_ds.skipped == {"not a RAVDESS name (7 two-digit fields)": 1, "empty file": 1,
@@ -163,12 +166,16 @@ def test_bad_roots_and_options(tmp_path, ravdess_root):
 
 # (utterance suffix, start, end, raw label, emotion rendered for it)
 IEMOCAP_DIALOGS = {
-    1: ("Ses01F_impro01", [("F000", 0.40, 3.70, "neu", "neutral"), ("M000", 3.90, 6.10, "hap", "happy"),
-                           ("F001", 6.30, 7.40, "exc", "happy"), ("M001", 7.50, 8.60, "xxx", "calm"),
+    1: ("Ses01F_impro01", [("F000", 0.40, 3.70, "neu", "neutral"),
+                           ("M000", 3.90, 6.10, "hap", "happy"),
+                           ("F001", 6.30, 7.40, "exc", "happy"),
+                           ("M001", 7.50, 8.60, "xxx", "calm"),
                            ("F002", 8.70, 9.80, "fru", "angry")]),
-    2: ("Ses02M_script01_1", [("F000", 0.20, 3.40, "ang", "angry"), ("M000", 3.50, 5.00, "sad", "sad"),
+    2: ("Ses02M_script01_1", [("F000", 0.20, 3.40, "ang", "angry"),
+                              ("M000", 3.50, 5.00, "sad", "sad"),
                               ("F001", 5.10, 6.00, "neu", "neutral")]),
-    3: ("Ses03F_impro02", [("M000", 0.30, 3.50, "sad", "sad"), ("F000", 3.60, 4.80, "sur", "surprised")]),
+    3: ("Ses03F_impro02", [("M000", 0.30, 3.50, "sad", "sad"),
+                           ("F000", 3.60, 4.80, "sur", "surprised")]),
 }
 
 
@@ -198,7 +205,8 @@ def _write_avi(path, frames: np.ndarray, fps: float, audio: np.ndarray, sr: int)
 def _evaluation_text(dialog: str, utterances) -> str:
     lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
     for suffix, start, end, code, _ in utterances:
-        lines += [f"[{start:.4f} - {end:.4f}]\t{dialog}_{suffix}\t{code}\t[2.5000, 3.0000, 2.0000]",
+        lines += [f"[{start:.4f} - {end:.4f}]\t{dialog}_{suffix}\t{code}\t"
+                  "[2.5000, 3.0000, 2.0000]",
                   "C-E2:\tNeutral;\t()", "C-E3:\tNeutral;\t()", "C-F1:\tNeutral;\t(calm)",
                   "A-E3:\tval 3; act 2; dom  2;\t()", ""]
     return "\n".join(lines) + "\n"
@@ -239,7 +247,8 @@ def iemocap_root(tmp_path_factory):
 
 def test_evaluation_line():
     line = "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]"
-    assert parse_evaluation_line(line) == (6.2901, 8.2357, "Ses01F_impro01_F000", "neu", (2.5, 2.5, 2.5))
+    assert parse_evaluation_line(line) == (6.2901, 8.2357, "Ses01F_impro01_F000", "neu",
+                                           (2.5, 2.5, 2.5))
     assert parse_evaluation_line("C-E2:\tNeutral;\t()") is None
     assert parse_evaluation_line("% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]") is None
 
@@ -255,11 +264,13 @@ def test_iemocap_four_classes(iemocap_root, caplog):
         ("Ses03F_impro02_M000", "sad", 3)]
     assert ds.dropped == {"exc": 1, "xxx": 1, "fru": 1, "sur": 1}
     assert ds.skipped == {"missing or empty sentence wav": 1, "malformed utterance line": 1}
-    assert "outside the label map dropped" in caplog.text and "Ses02M_script01_1_F001" in caplog.text
+    assert "outside the label map dropped" in caplog.text
+    assert "Ses02M_script01_1_F001" in caplog.text
     c = clips[1]
     assert (c.start_s, c.end_s) == (3.9, 6.1)
     assert c.video_path == iemocap_root / "Session1/dialog/avi/DivX/Ses01F_impro01.avi"
-    assert c.audio_path == iemocap_root / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M000.wav"
+    assert c.audio_path == (iemocap_root
+                            / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M000.wav")
     assert c.meta["speaker"] == "Ses01M" and clips[0].meta["speaker"] == "Ses01F"
     assert clips[2].meta["scripted"] and c.meta["vad"] == (2.5, 3.0, 2.0)
 
@@ -390,7 +401,8 @@ def test_feature_cache_hits_misses_and_resumes(ravdess_root, tmp_path, caplog):
     np.testing.assert_array_equal(swapped.labels, len(labels) - 1 - fs.labels)
     # A changed parameter misses the cache (new directory); so does a changed clip.
     caplog.clear()
-    extract_features(clips[:1], labels, workers=1, **{**kw, "video_cfg": VideoFeatureConfig(margin=0.1)})
+    extract_features(clips[:1], labels, workers=1,
+                     **{**kw, "video_cfg": VideoFeatureConfig(margin=0.1)})
     assert "0 from the cache" in caplog.text
     assert len(list((tmp_path / "cache").glob("features-*"))) == 2
     touched = clips[1].video_path

@@ -21,7 +21,8 @@ from avemo_ros.backends import (BackendChoice, EngineIncompatible, OnnxRuntimeBa
                                 choose_backend, engine_io_mismatches, onnxruntime_providers,
                                 open_backend, tensorrt_available, tensorrt_unavailable_reason)
 from avemo_ros.estimator import EmotionEstimator
-from avemo_ros.manifest import FEATURES, LOGITS, MANIFEST_NAME, BundleError, load_manifest, sha256_file
+from avemo_ros.manifest import (FEATURES, LOGITS, MANIFEST_NAME, BundleError, load_manifest,
+                                sha256_file)
 from training.engines import (CalibrationFeed, EngineBuildError, calibration_batches,
                               calibration_table_name, calibration_windows, describe_parser_error,
                               engine_filename, engine_record, find_feature_files,
@@ -91,7 +92,8 @@ def test_other_gpu_is_refused_naming_both():
 
 
 def test_engine_record_without_build_info_is_refused():
-    with pytest.raises(EngineIncompatible, match="does not record its \\['tensorrt_version', 'gpu'\\]"):
+    with pytest.raises(EngineIncompatible,
+                       match="does not record its \\['tensorrt_version', 'gpu'\\]"):
         check_engine_compatibility({"file": "a.engine"}, "10.8.0", "NVIDIA H200", "9.0")
 
 
@@ -110,7 +112,8 @@ def test_engine_checksum_and_missing_file(tmp_path):
 def test_engine_io_mismatches_are_listed():
     spec = load_manifest(BUNDLE).models["audio"]
     io = [TensorIO("spectrogram", (1, 1, 200, 300), "float32", True),
-          TensorIO("logits", (1, 8), "float32", False), TensorIO("features", (1, 64), "float32", False)]
+          TensorIO("logits", (1, 8), "float32", False),
+          TensorIO("features", (1, 64), "float32", False)]
     assert engine_io_mismatches(spec, io) == []
     bad = [TensorIO("spectrogram", (1, 1, 128, 300), "float32", True),
            TensorIO("logits", (1, 8), "float16", False), TensorIO("extra", (1,), "float32", False)]
@@ -215,11 +218,13 @@ def test_runtime_never_imports_torch():
 # --- build records, trtexec (pure) --------------------------------------------------------
 
 def test_trtexec_command_per_precision():
-    fp16 = shlex.split(trtexec_command("b/audio.onnx", "b/audio.fp16.engine", "fp16", workspace_mb=512))
+    fp16 = shlex.split(trtexec_command("b/audio.onnx", "b/audio.fp16.engine", "fp16",
+                                       workspace_mb=512))
     assert fp16 == ["trtexec", "--onnx=b/audio.onnx", "--saveEngine=b/audio.fp16.engine",
                     "--memPoolSize=workspace:512M", "--fp16", "--skipInference"]
     fp32 = shlex.split(trtexec_command("a.onnx", "a.fp32.engine", "fp32"))
-    assert "--fp16" not in fp32 and "--int8" not in fp32 and "--memPoolSize=workspace:1024M" in fp32
+    assert "--fp16" not in fp32 and "--int8" not in fp32
+    assert "--memPoolSize=workspace:1024M" in fp32
     int8 = shlex.split(trtexec_command("my dir/a.onnx", "my dir/a.int8.engine", "int8",
                                        calib_table="my dir/a.int8.calib"))
     assert "--onnx=my dir/a.onnx" in int8 and "--int8" in int8 and "--fp16" in int8

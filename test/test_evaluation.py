@@ -25,9 +25,12 @@ def test_metrics_hand_computed():
     # a: tp 2, predicted 2, support 3 -> P 1, R 2/3, F1 0.8
     # b: tp 1, predicted 2, support 2 -> P 1/2, R 1/2, F1 1/2
     # c: tp 1, predicted 2, support 1 -> P 1/2, R 1, F1 2/3
-    assert m.per_class["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
-    assert m.per_class["b"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
-    assert m.per_class["c"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+    assert m.per_class["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8,
+                                              "support": 3})
+    assert m.per_class["b"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5,
+                                              "support": 2})
+    assert m.per_class["c"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3,
+                                              "support": 1})
     assert m.per_class["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     # "d" never occurs: left out of the macro average
     assert m.macro_f1 == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
@@ -92,7 +95,8 @@ def test_write_report_files_and_counts(tmp_path):
     assert report["extra"] == {"bags": ["x.mcap"]}
     back, labels = read_windows_csv(tmp_path / "windows.csv")
     assert labels == LABELS
-    assert [(r.end_ns, r.truth, r.label) for r in back] == [(r.end_ns, r.truth, r.label) for r in records]
+    assert ([(r.end_ns, r.truth, r.label) for r in back]
+            == [(r.end_ns, r.truth, r.label) for r in records])
     assert back[0].probabilities == pytest.approx(records[0].probabilities)
     assert back[4].probabilities == [] and back[4].latency_s is None
 
@@ -101,7 +105,8 @@ def test_agreement_matches_by_source_and_end():
     a = [_rec("x", 3, "a", "a", [1, 0, 0, 0]), _rec("x", 4, "a", "b", [0, 1, 0, 0]),
          _rec("x", 5, "a", "c", [0, 0, 1, 0]), _rec("y", 3, "a", "a", [1, 0, 0, 0])]
     shift = 0.002  # 2 ms later: still the same window
-    b = [_rec("x", 3 + shift, "a", "a", [0.9, 0.1, 0, 0]), _rec("x", 4 + shift, "a", "c", [0, 0, 1, 0]),
+    b = [_rec("x", 3 + shift, "a", "a", [0.9, 0.1, 0, 0]),
+         _rec("x", 4 + shift, "a", "c", [0, 0, 1, 0]),
          _rec("x", 5.5, "a", "c"), _rec("y", 3, "a", None)]
     r = agreement(a, b)
     assert r["matched"] == 3  # x@3, x@4, y@3; x@5 vs x@5.5 is too far apart

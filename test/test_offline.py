@@ -1,4 +1,5 @@
-"""Offline evaluation of generated bags with the trained demo bundle: accuracy, files, determinism."""
+"""Offline evaluation of generated bags with the trained demo bundle: accuracy, files,
+determinism."""
 import json
 import os
 from dataclasses import replace
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.skipif(not (BUNDLE / "manifest.json").is_file(),
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    """Two held-out demo clips (actor 20: happy, sad); rendered afresh when data/demo lacks them."""
+    """Two held-out demo clips (actor 20: happy, sad); rendered afresh where data/demo lacks
+    them."""
     paths = [DEMO / name for name in CLIPS]
     if all(p.is_file() for p in paths):
         return paths
@@ -36,12 +38,14 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bags(clips, tmp_path_factory):
-    """The same two clips as an MCAP / AudioStamped bag and an sqlite3 / legacy bag (raw images)."""
+    """The same two clips as an MCAP / AudioStamped bag and an sqlite3 / legacy bag (raw
+    images)."""
     out = tmp_path_factory.mktemp("bags")
     made = {}
-    for name, storage, flavour in (("a.mcap_bag", "mcap", "mgonzs13"), ("b.sqlite_bag", "sqlite3", "ros_drivers")):
-        rc = make_bag.main(["--out", str(out / name), "--media", *map(str, clips), "--storage", storage,
-                            "--audio-flavour", flavour, "--gap-s", "0.5"])
+    for name, storage, flavour in (("a.mcap_bag", "mcap", "mgonzs13"),
+                                   ("b.sqlite_bag", "sqlite3", "ros_drivers")):
+        rc = make_bag.main(["--out", str(out / name), "--media", *map(str, clips),
+                            "--storage", storage, "--audio-flavour", flavour, "--gap-s", "0.5"])
         assert rc == 0
         made[storage] = out / name
     return made
@@ -63,7 +67,8 @@ def test_offline_accuracy_report_and_determinism(bags, tmp_path):
     first = evaluate_bags([bags["mcap"]], BUNDLE, hop_s=HOP_S, threads=1)
     records = first.records
     # 7.7 s of stamps: windows end at 3, 4, ..., 7 s after the first stamp
-    assert [round((r.end_ns - records[0].start_ns) / 1e9, 3) for r in records] == [3.0, 4.0, 5.0, 6.0, 7.0]
+    ends = [round((r.end_ns - records[0].start_ns) / 1e9, 3) for r in records]
+    assert ends == [3.0, 4.0, 5.0, 6.0, 7.0]
     assert first.seconds_of_media == pytest.approx(7.7, abs=0.05)
     assert all(r.label is not None and r.modalities == 3 for r in records)
     scored = [r for r in records if r.truth is not None]
@@ -72,7 +77,8 @@ def test_offline_accuracy_report_and_determinism(bags, tmp_path):
     correct = sum(r.truth == r.label for r in scored)
     assert correct / len(scored) >= 0.75, [(r.truth, r.label, r.confidence) for r in records]
 
-    report = write_report(tmp_path / "report", records, first.labels, extra={"model_id": first.model_id})
+    report = write_report(tmp_path / "report", records, first.labels,
+                          extra={"model_id": first.model_id})
     for name in ("report.json", "windows.csv", "confusion.png", "latency.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
     assert report["metrics"]["accuracy"] == pytest.approx(correct / len(scored))
@@ -111,7 +117,8 @@ def test_evaluate_cli(bags, tmp_path, capsys):
 
 
 def test_evaluate_cli_bad_input(tmp_path, capsys):
-    rc = evaluate_cli.main([str(tmp_path / "nope"), "--model-dir", str(BUNDLE), "--out", str(tmp_path / "o")])
+    rc = evaluate_cli.main([str(tmp_path / "nope"), "--model-dir", str(BUNDLE),
+                            "--out", str(tmp_path / "o")])
     assert rc == 1
     assert "bag not found" in capsys.readouterr().err
 
@@ -122,7 +129,8 @@ def test_offline_headerless_audio_and_compressed_images(clips, tmp_path):
     from avemo_ros.media import read_media
 
     decoded = [read_media(p) for p in clips]
-    tl = timeline_from_clips(decoded, ["happy", "sad"], sources=list(CLIPS), chunk_s=0.02, gap_s=0.5)
+    tl = timeline_from_clips(decoded, ["happy", "sad"], sources=list(CLIPS), chunk_s=0.02,
+                             gap_s=0.5)
     bag = tmp_path / "headerless"
     write_bag(bag, tl.frames, tl.audio, truth=tl.truth, storage="sqlite3", image_kind="compressed",
               audio_flavour="ros_drivers", headerless_audio=True)
@@ -144,11 +152,13 @@ def test_offline_bag_recorded_from_audio_capture_defaults_mp3(clips, tmp_path):
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     import audio_drivers
-    from avemo_ros.bags import AUDIO_DATA_STAMPED, AUDIO_INFO, IMAGE_TYPE, timeline_from_clips, typestore_for
+    from avemo_ros.bags import (AUDIO_DATA_STAMPED, AUDIO_INFO, IMAGE_TYPE, timeline_from_clips,
+                                typestore_for)
     from avemo_ros.media import read_media
 
     decoded = [read_media(p) for p in clips]
-    tl = timeline_from_clips(decoded, ["happy", "sad"], sources=list(CLIPS), chunk_s=0.02, gap_s=0.0)
+    tl = timeline_from_clips(decoded, ["happy", "sad"], sources=list(CLIPS), chunk_s=0.02,
+                             gap_s=0.0)
     store = typestore_for("ros_drivers")
     t = store.types
     audio = np.concatenate([c.samples[:, 0] for c in tl.audio])
@@ -159,18 +169,22 @@ def test_offline_bag_recorded_from_audio_capture_defaults_mp3(clips, tmp_path):
         mic = writer.add_connection("/audio/audio_stamped", AUDIO_DATA_STAMPED, typestore=store)
         info = writer.add_connection("/audio/audio_info", AUDIO_INFO, typestore=store)
         writer.write(info, t0, store.serialize_cdr(t[AUDIO_INFO](
-            channels=1, sample_rate=rate, sample_format="S16LE", bitrate=128, coding_format="mp3"), AUDIO_INFO))
+            channels=1, sample_rate=rate, sample_format="S16LE", bitrate=128,
+            coding_format="mp3"), AUDIO_INFO))
         msgs = []
         for f in tl.frames:
             h, w = f.rgb.shape[:2]
-            msg = t[IMAGE_TYPE](header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](
-                sec=f.stamp_ns // 10**9, nanosec=f.stamp_ns % 10**9), frame_id="camera"), height=h, width=w,
-                encoding="rgb8", is_bigendian=0, step=3 * w, data=f.rgb.reshape(-1))
+            stamp = t["builtin_interfaces/msg/Time"](sec=f.stamp_ns // 10**9,
+                                                     nanosec=f.stamp_ns % 10**9)
+            msg = t[IMAGE_TYPE](header=t["std_msgs/msg/Header"](stamp=stamp, frame_id="camera"),
+                                height=h, width=w, encoding="rgb8", is_bigendian=0, step=3 * w,
+                                data=f.rgb.reshape(-1))
             msgs.append((f.stamp_ns, img, store.serialize_cdr(msg, IMAGE_TYPE)))
         for first, data in audio_drivers.mp3_frames(audio, rate):
             ns = t0 + first * 10**9 // rate
-            msg = t[AUDIO_DATA_STAMPED](header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](
-                sec=ns // 10**9, nanosec=ns % 10**9), frame_id="mic"),
+            stamp = t["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9)
+            msg = t[AUDIO_DATA_STAMPED](
+                header=t["std_msgs/msg/Header"](stamp=stamp, frame_id="mic"),
                 audio=t["audio_common_msgs/msg/AudioData"](data=np.frombuffer(data, np.uint8)))
             msgs.append((ns, mic, store.serialize_cdr(msg, AUDIO_DATA_STAMPED)))
         for ns, conn, raw in sorted(msgs, key=lambda m: m[0]):
@@ -184,7 +198,8 @@ def test_offline_bag_recorded_from_audio_capture_defaults_mp3(clips, tmp_path):
     from avemo_ros.bags import write_bag
 
     pcm = tmp_path / "pcm"
-    write_bag(pcm, tl.frames, tl.audio, truth=tl.truth, storage="mcap", audio_flavour="ros_drivers")
+    write_bag(pcm, tl.frames, tl.audio, truth=tl.truth, storage="mcap",
+              audio_flavour="ros_drivers")
     reference = evaluate_bags([pcm], BUNDLE, hop_s=HOP_S, threads=1).records
     pairs = [(a, b) for a in result.records for b in reference if a.end_ns == b.end_ns]
     assert len(pairs) >= len(reference) - 1

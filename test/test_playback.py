@@ -22,9 +22,11 @@ def make_clip(duration_s=1.0, fps=30.0, rate=16000, colour=(255, 0, 0), channels
     frames[:, 0, 0, 0] = np.arange(n_frames) % 256  # frame index marker
     n = int(round(duration_s * rate))
     t = np.arange(n) / rate
-    audio = np.repeat((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None], channels, axis=1)
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    audio = np.repeat(tone[:, None], channels, axis=1)
     audio[:, 0] = np.arange(n) / n  # ramp: sample identity survives chunking
-    return MediaClip(frames=frames, frame_times=np.arange(n_frames) / fps, audio=audio, sample_rate=rate, path=path)
+    return MediaClip(frames=frames, frame_times=np.arange(n_frames) / fps, audio=audio,
+                     sample_rate=rate, path=path)
 
 
 def drain(playback, until_ns=None):
@@ -136,7 +138,8 @@ def test_playlist_order_and_offsets():
 
 
 def test_looping_playlist_wraps_to_the_first_item():
-    playback = MediaPlayback([make_clip(0.2, path="a"), make_clip(0.3, path="b")], START, loop=True)
+    playback = MediaPlayback([make_clip(0.2, path="a"), make_clip(0.3, path="b")], START,
+                             loop=True)
     video, _ = split(playback.poll(int(1.19 * NS)))
     order = [e.item for e in video]
     changes = [order[0]] + [b for a, b in zip(order, order[1:]) if a != b]
@@ -163,7 +166,8 @@ def test_invalid_playlists():
         MediaPlayback([], START)
     with pytest.raises(PlaybackError, match="chunk_s"):
         MediaPlayback(make_clip(0.1), START, chunk_s=0)
-    empty = MediaClip(np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0), np.zeros((0, 1), np.float32), 0, "nothing")
+    empty = MediaClip(np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0), np.zeros((0, 1), np.float32),
+                      0, "nothing")
     with pytest.raises(PlaybackError, match="nothing: clip has neither"):
         MediaPlayback([make_clip(0.1), empty], START)
     bad = make_clip(0.1)

@@ -89,7 +89,8 @@ class Listener:
 
     def _on_cam(self, msg):
         with self.lock:
-            self.cam.append((time.monotonic(), msg.header.stamp.sec * NS + msg.header.stamp.nanosec))
+            stamp_ns = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
+            self.cam.append((time.monotonic(), stamp_ns))
 
     def _on_chatter(self, msg):
         with self.lock:
@@ -147,7 +148,8 @@ def player_for(bag: Path, **params) -> BagPlayer:
     return BagPlayer(bag_paths=[str(bag)], cli_args=args)
 
 
-def residuals_ms(arrival_s: np.ndarray, bag_s: np.ndarray, rate: float) -> tuple[float, np.ndarray]:
+def residuals_ms(arrival_s: np.ndarray, bag_s: np.ndarray,
+                 rate: float) -> tuple[float, np.ndarray]:
     """Slope of arrival vs bag time and the residuals (ms) around arrival = t0 + bag/rate."""
     slope = np.polyfit(bag_s, arrival_s, 1)[0]
     res = arrival_s - bag_s / rate
@@ -224,7 +226,8 @@ def test_player_loops_until_loop_is_cleared(ros, tmp_path):
 # ----------------------------------------------------------------------------- live vs offline
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = Path(__import__("os").environ.get("AVEMO_TEST_BUNDLE", ROOT / "data" / "models" / "synthetic"))
+BUNDLE = Path(__import__("os").environ.get("AVEMO_TEST_BUNDLE",
+                                           ROOT / "data" / "models" / "synthetic"))
 DEMO = ROOT / "data" / "demo"
 
 
@@ -238,7 +241,8 @@ def demo_clip_paths(tmp_path: Path, n: int = 4) -> list[Path]:
     return paths
 
 
-def clips_to_bag(clips: list[Path], bag: Path, base_ns: int = BASE_NS, chunk_s: float = 0.032) -> float:
+def clips_to_bag(clips: list[Path], bag: Path, base_ns: int = BASE_NS,
+                 chunk_s: float = 0.032) -> float:
     """Clips back to back as one camera + microphone bag with per-clip ground truth; seconds."""
     from avemo_ros.bags import AudioStreamChunk, Frame, TruthSegment, write_bag
     from avemo_ros.media import read_media
@@ -294,7 +298,8 @@ def test_live_replay_agrees_with_offline(tmp_path):
     print(json.dumps({"offline_windows": len(offline.records), "live_windows": len(live),
                       **{k: agree[k] for k in ("matched", "compared", "same_label", "agreement",
                                                "probability_diff_mean")},
-                      "live_latency_ms_p50": lat["p50"] * 1e3, "live_latency_ms_p95": lat["p95"] * 1e3,
+                      "live_latency_ms_p50": lat["p50"] * 1e3,
+                      "live_latency_ms_p95": lat["p95"] * 1e3,
                       "live_accuracy": report["metrics"]["accuracy"], "replay_wall_s": wall}))
     warnings = "\n".join(line for line in log.splitlines() if "WARN" in line or "ERROR" in line)
     assert agree["matched"] >= 0.9 * len(offline.records), (agree, warnings[-3000:])

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
+from avemo_ros.face_frames import resolve_cascade
 from training.synthetic import (LABELS, audio_group, generate_dataset, make_actor, ravdess_name,
                                 render_clip, video_group)
 
 ACTORS = (1, 2)  # one male, one female
 DURATION_S = 2.4
-_CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+_CASCADE = cv2.CascadeClassifier(resolve_cascade())  # pip's cv2.data or apt's opencv-data
 
 
 def _intensity(emotion: str) -> int:
@@ -64,8 +65,8 @@ def _face_stats(frames: np.ndarray) -> dict:
         hits += 1
         x, y, w, h = max(found, key=lambda r: r[2] * r[3])
         face = grey[y:y + h, x:x + w].astype(np.float64)
-        for key, (t, b, l, r) in _REGIONS.items():
-            region = face[int(t * h):int(b * h), int(l * w):int(r * w)]
+        for key, (top, bottom, left, right) in _REGIONS.items():
+            region = face[int(top * h):int(bottom * h), int(left * w):int(right * w)]
             values[key].append(face.mean() - region.mean())
         values["eyes"].append(face[int(0.2 * h):int(0.5 * h), int(0.1 * w):int(0.9 * w)].std())
     stats = {k: float(np.mean(v)) for k, v in values.items()}
@@ -90,7 +91,8 @@ def clip_stats() -> dict:
 
 
 def test_groups_follow_the_designed_confusions():
-    assert LABELS == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    assert LABELS == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust",
+                      "surprised")
     for a, b in (("neutral", "calm"), ("happy", "surprised"), ("angry", "disgust")):
         assert audio_group(a) == audio_group(b)
     assert len({audio_group(e) for e in LABELS}) == 5

@@ -60,7 +60,8 @@ def test_bad_config_is_refused_with_the_reason(tmp_path):
     with pytest.raises(ConfigError, match="unknown audio feature kind"):
         load_config(write_config(tmp_path / "a.yaml", preprocessing={"audio": {"kind": "mel"}}))
     with pytest.raises(ConfigError, match="missing field 'networks'"):
-        (tmp_path / "b.yaml").write_text(yaml.safe_dump({"name": "x", "dataset": {"name": "ravdess"}}))
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump({"name": "x",
+                                                         "dataset": {"name": "ravdess"}}))
         load_config(tmp_path / "b.yaml")
     cfg = load_config(write_config(tmp_path / "c.yaml"), ["networks.audio=seed001_cnn"])
     with pytest.raises(ConfigError, match="takes spectrogram features"):
@@ -79,7 +80,8 @@ def test_run_reports_both_fusions_and_exports_a_late_fusion_bundle(tiny_root, tm
     assert 0.0 <= report["training"]["fusion:seed002_late_weighted"]["audio_weight"] <= 1.0
     table = (tmp_path / "run" / "comparison.md").read_text()
     assert "| audio | seed003_1dcnn |" in table and "| 64.09 |" in table
-    for name in ("audio", "video", "fusion_seed002_late_weighted", "fusion_seed003_concat_dense128"):
+    for name in ("audio", "video", "fusion_seed002_late_weighted",
+                 "fusion_seed003_concat_dense128"):
         assert (tmp_path / "run" / f"confusion_{name}.png").stat().st_size > 1000
     assert (tmp_path / "run" / "checkpoints" / "audio" / "metrics.jsonl").is_file()
 
@@ -111,7 +113,8 @@ def test_joint_network_run_through_the_cli(tiny_root, tmp_path, capsys):
                         preprocessing={"audio": {"kind": "spectrogram"},
                                        "video": {"n_frames": 8},
                                        "hop_s": 1.0},
-                        networks={"joint": "seed000_joint"}, seeds={"fusion:joint": "000/iemocap4/joint"})
+                        networks={"joint": "seed000_joint"},
+                        seeds={"fusion:joint": "000/iemocap4/joint"})
     rc = main([str(path), "--data", str(tiny_root), "--out", str(tmp_path / "run"),
                "--cache", str(tmp_path / "cache"), "--workers", "1"])
     assert rc == 0
@@ -120,4 +123,5 @@ def test_joint_network_run_through_the_cli(tiny_root, tmp_path, capsys):
     assert [m["name"] for m in report["models"]] == ["audio", "video", "fusion:joint"]
     manifest = load_manifest(tmp_path / "run" / "bundle")
     assert manifest.models["fusion"].architecture == "seed000_joint"
-    assert [t.name for t in manifest.models["fusion"].inputs] == ["audio_features", "video_features"]
+    assert ([t.name for t in manifest.models["fusion"].inputs]
+            == ["audio_features", "video_features"])

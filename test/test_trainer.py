@@ -74,8 +74,8 @@ def test_resume_after_a_crash_gives_the_same_weights(tmp_path):
 
     torch.manual_seed(1)
     ref = Mlp()
-    ref_res = train_classifier(ref, *args, augment=Noise(), groups=groups, out_dir=tmp_path / "ref",
-                               progress=False)
+    ref_res = train_classifier(ref, *args, augment=Noise(), groups=groups,
+                               out_dir=tmp_path / "ref", progress=False)
 
     torch.manual_seed(1)
     crashed = Mlp()
@@ -87,8 +87,8 @@ def test_resume_after_a_crash_gives_the_same_weights(tmp_path):
 
     torch.manual_seed(99)  # a different process state must not matter
     resumed = Mlp()
-    res = train_classifier(resumed, *args, augment=Noise(), groups=groups, out_dir=tmp_path / "run",
-                           resume=True, progress=False)
+    res = train_classifier(resumed, *args, augment=Noise(), groups=groups,
+                           out_dir=tmp_path / "run", resume=True, progress=False)
     assert res.resumed_from_epoch == 2 and len(res.history) == 5
     for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
@@ -125,12 +125,13 @@ def test_resume_refuses_another_config_model_or_data(tmp_path):
 
     class Other(Mlp):
         architecture = "other"
-    with pytest.raises(ValueError, match="holds a Mlp .test_mlp., this model is a .*Other .other."):
+    with pytest.raises(ValueError,
+                       match="holds a Mlp .test_mlp., this model is a .*Other .other."):
         train_classifier(Other(), [xt], yt, [xv], yv, 3, cfg, out_dir=tmp_path, resume=True,
                          progress=False)
     with pytest.raises(ValueError, match="the data differ"):
-        train_classifier(Mlp(), [xt[:60]], yt[:60], [xv], yv, 3, cfg, out_dir=tmp_path, resume=True,
-                         progress=False)
+        train_classifier(Mlp(), [xt[:60]], yt[:60], [xv], yv, 3, cfg, out_dir=tmp_path,
+                         resume=True, progress=False)
     # More epochs (without cosine decay) is a legitimate continuation.
     res = train_classifier(Mlp(), [xt], yt, [xv], yv, 3,
                            TrainConfig(epochs=3, lr=1e-2, batch_size=16),
@@ -167,8 +168,8 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
     for a, b in zip(model.state_dict().values(), best["model"].values()):
         assert torch.equal(a, b)
     logits, feats = predict(model, [xv])
-    assert confusion_metrics(np.bincount(yv * 3 + logits.argmax(1), minlength=9).reshape(3, 3))[1] \
-        == pytest.approx(res.best_score)
+    counts = np.bincount(yv * 3 + logits.argmax(1), minlength=9).reshape(3, 3)
+    assert confusion_metrics(counts)[1] == pytest.approx(res.best_score)
     assert feats.shape == (len(yv), 16) and feats.dtype == np.float32
 
 
@@ -189,7 +190,8 @@ def test_class_weights_rescue_a_scarce_class():
         model = nn.Sequential(nn.Linear(2, 2))
         wrapped = _Tuple(model)
         train_classifier(wrapped, [x], y, [xv], yv, 2, TrainConfig(
-            epochs=15, lr=1e-2, batch_size=32, patience=15, class_weights=weighted), progress=False)
+            epochs=15, lr=1e-2, batch_size=32, patience=15, class_weights=weighted),
+            progress=False)
         logits, _ = predict(wrapped, [xv])
         return float((logits.argmax(1)[yv == 1] == 1).mean())
 

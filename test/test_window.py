@@ -66,7 +66,8 @@ def test_backwards_jump_resets_and_gap_is_reported():
     feed(buf, 50.0, 54.0)
     assert buf.add_audio(int(10 * NS), np.zeros(CHUNK, np.float32), RATE) is StreamEvent.BACKWARDS
     assert buf.add_audio(int(12 * NS), np.zeros(CHUNK, np.float32), RATE) is StreamEvent.GAP
-    assert buf.add_audio(int(12.1 * NS), np.zeros(CHUNK, np.float32), 8000) is StreamEvent.RATE_CHANGE
+    event = buf.add_audio(int(12.1 * NS), np.zeros(CHUNK, np.float32), 8000)
+    assert event is StreamEvent.RATE_CHANGE
     assert buf.add_frame(int(12 * NS), 0) is StreamEvent.OK
     assert buf.add_frame(int(12 * NS), 0) is StreamEvent.DUPLICATE
 
@@ -91,7 +92,8 @@ def test_live_waits_for_a_lagging_but_alive_stream():
     """A backlogged node: camera frames (keep-last queue) run ahead of queued audio."""
     buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
     for i in range(int(2.0 * RATE) // CHUNK):  # audio up to 2.0 s, arrived just now
-        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=100.0)
+        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE,
+                      arrival_s=100.0)
     for t in np.arange(0, 4.2, 1 / 30):  # frames up to 4.2 s
         buf.add_frame(int(t * NS), t, arrival_s=100.0)
     assert buf.pop_ready(now_s=100.1) == []  # audio is alive: wait for it
@@ -115,7 +117,8 @@ def test_only_frames_some_window_selects_are_kept_and_windows_are_unchanged():
     for fps, hop in ((30.0, 0.5), (30.0, 1.5), (24.0, 1.0), (7.0, 0.5), (60.0, 0.3)):
         buf = WindowBuffer(window_s=3.0, hop_s=hop, n_frames=20, grace_s=0.5)
         jitter = np.random.default_rng(int(fps)).integers(-2_000_000, 2_000_000, 10_000)
-        stamps = [int(round(i / fps * NS)) + (int(jitter[i]) if i else 0) for i in range(int(12 * fps))]
+        stamps = [int(round(i / fps * NS)) + (int(jitter[i]) if i else 0)
+                  for i in range(int(12 * fps))]
         audio = [int(i * CHUNK / RATE * NS) for i in range(int(12.0 * RATE) // CHUNK)]
         events = sorted([(s, 1) for s in stamps] + [(a, 0) for a in audio])
         windows, held, kept = [], 0, []
@@ -154,7 +157,8 @@ def test_window_is_emitted_once_both_streams_pass_its_end_without_waiting_for_gr
         buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=5.0)
         ws = []
         for i in range(int(3.04 * RATE) // CHUNK):  # audio to 3.04 s (covers 3.0)
-            buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=arrival)
+            buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE,
+                          arrival_s=arrival)
             ws += buf.pop_ready(now_s=arrival)
         assert ws == []  # no frame at or after 3.0 s yet: the camera is alive, wait for it
         for t in np.arange(0, 3.0 + 1e-9, 1 / 30):
@@ -188,7 +192,8 @@ def test_video_covers_a_window_once_a_frame_passes_its_last_sample_time():
 def test_grace_caps_the_wait_for_a_silent_modality():
     buf = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5)
     for i in range(int(2.0 * RATE) // CHUNK):  # the microphone stops at 2.0 s
-        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE, arrival_s=10.0)
+        buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE,
+                      arrival_s=10.0)
     for t in np.arange(0, 3.2, 1 / 30):
         buf.add_frame(int(round(t * NS)), t, arrival_s=10.0 + t)
     assert buf.pop_ready(now_s=10.3) == []

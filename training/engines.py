@@ -106,7 +106,8 @@ def engine_record(*, file: str, sha256: str, tensorrt_version: str, gpu_name: st
     rec = {"file": file, "sha256": sha256, "tensorrt_version": str(tensorrt_version),
            "gpu": gpu_name, "compute_capability": str(compute_capability),
            "precision": precision,
-           "built_at": built_at or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+           "built_at": built_at or _dt.datetime.now(_dt.timezone.utc).isoformat(
+               timespec="seconds")}
     if workspace_mb is not None:
         rec["workspace_mb"] = int(workspace_mb)
     if calibration:
@@ -147,7 +148,8 @@ def describe_parser_error(err) -> str:
         where += f" ({op or '?'} {name!r})"
     code = get("code")
     code = getattr(code, "name", code)
-    return f"{where}: {code}: {get('desc', str(err))}" if code else f"{where}: {get('desc', str(err))}"
+    desc = get("desc", str(err))
+    return f"{where}: {code}: {desc}" if code else f"{where}: {desc}"
 
 
 def require_tensorrt_10(version: str) -> None:
@@ -248,8 +250,8 @@ def fusion_calibration_inputs(models: Mapping[str, ModelSpec], audio_net: Infere
     return {name: np.stack(v) if v else np.zeros((0, 0), np.float32) for name, v in out.items()}
 
 
-def calibration_batches(arrays: Mapping[str, np.ndarray],
-                        input_shapes: Mapping[str, Sequence[int]]) -> Iterator[dict[str, np.ndarray]]:
+def calibration_batches(arrays: Mapping[str, np.ndarray], input_shapes: Mapping[str, Sequence[int]]
+                        ) -> Iterator[dict[str, np.ndarray]]:
     """Batches of the network's exact input shapes from per-input stacks of windows.
 
     ``arrays[name]`` holds N windows (any layout with prod(shape[1:]) values each);
@@ -267,7 +269,8 @@ def calibration_batches(arrays: Mapping[str, np.ndarray],
     n = next(iter(counts.values()), 0)
     batch = {int(s[0]) for s in input_shapes.values()}
     if len(batch) != 1 or min(batch) < 1:
-        raise EngineBuildError(f"network inputs have differing or dynamic batch sizes {dict(input_shapes)}")
+        raise EngineBuildError("network inputs have differing or dynamic batch sizes "
+                               f"{dict(input_shapes)}")
     b = batch.pop()
     if n < b:
         raise EngineBuildError(f"no calibration windows ({n}) for a batch of {b}")
@@ -529,11 +532,13 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, *, precisi
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
         if precision in ("fp16", "int8"):
             if not builder.platform_has_fast_fp16:
-                log.warning("%s: this GPU has no fast FP16; building FP16 anyway", runtime.gpu_name)
+                log.warning("%s: this GPU has no fast FP16; building FP16 anyway",
+                            runtime.gpu_name)
             config.set_flag(trt.BuilderFlag.FP16)
         if precision == "int8":
             if not builder.platform_has_fast_int8:
-                log.warning("%s: this GPU has no fast INT8; building INT8 anyway", runtime.gpu_name)
+                log.warning("%s: this GPU has no fast INT8; building INT8 anyway",
+                            runtime.gpu_name)
             config.set_flag(trt.BuilderFlag.INT8)
             shapes = {t.name: tuple(t.shape) for t in tensors[0]}
             feed = CalibrationFeed(calibration or (), calib_table, staging.upload,
@@ -554,7 +559,8 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, *, precisi
         if engine is None:
             raise EngineBuildError(f"the engine built from {onnx_path.name} does not deserialize")
         io = engine_io(engine)
-        _log_tensors(f"{engine_path.name} engine", [(t.name, t.shape, t.dtype, t.is_input) for t in io])
+        _log_tensors(f"{engine_path.name} engine",
+                     [(t.name, t.shape, t.dtype, t.is_input) for t in io])
         problems = engine_io_mismatches(spec, io)
         if problems:
             raise EngineBuildError(f"engine of {onnx_path.name} does not match the manifest: "
@@ -598,7 +604,8 @@ def build_engines(bundle_dir: Path | str, precision: str = "fp16", *,
     require_tensorrt_10(runtime.version)
     unknown = [r for r in roles if r not in m.models]
     if unknown:
-        raise EngineBuildError(f"roles {unknown} are not networks of the bundle {sorted(m.models)}")
+        raise EngineBuildError(f"roles {unknown} are not networks of the bundle "
+                               f"{sorted(m.models)}")
     tables = {r: bundle_dir / calibration_table_name(r, m.models[r].sha256) for r in roles}
     need_data = precision == "int8" and any(recalibrate or not tables[r].is_file() for r in roles)
     windows = None
@@ -616,7 +623,8 @@ def build_engines(bundle_dir: Path | str, precision: str = "fp16", *,
         batches = None
         if windows is not None and (recalibrate or not tables[role].is_file()):
             if role == "fusion":
-                nets = [OnnxRuntimeBackend(bundle_dir / m.models[r].file) for r in ("audio", "video")]
+                nets = [OnnxRuntimeBackend(bundle_dir / m.models[r].file)
+                        for r in ("audio", "video")]
                 try:
                     arrays = fusion_calibration_inputs(m.models, *nets, windows["fusion"]["audio"],
                                                        windows["fusion"]["video"])
@@ -629,7 +637,8 @@ def build_engines(bundle_dir: Path | str, precision: str = "fp16", *,
             batches = list(calibration_batches(arrays, _input_shapes(spec)))
         rec = build_engine(bundle_dir / spec.file, bundle_dir / engine_filename(role, precision),
                            spec, precision=precision, workspace_mb=workspace_mb,
-                           calibration=batches, calib_table=tables[role] if precision == "int8" else None,
+                           calibration=batches,
+                           calib_table=tables[role] if precision == "int8" else None,
                            recalibrate=recalibrate)
         record_engine(data, role, rec)
         save_manifest_data(bundle_dir, data)
@@ -678,9 +687,10 @@ def main(argv=None) -> int:
               f"{rec['tensorrt_version']}, {rec['gpu']} compute {rec['compute_capability']}, "
               f"sha256 {rec['sha256'][:12]})")
         onnx = args.bundle / models[role]["file"]
-        print("  equivalent: " + trtexec_command(onnx, args.bundle / rec["file"], rec["precision"],
-                                                 workspace_mb=args.workspace_mb,
-                                                 calib_table=args.bundle / table if table else None))
+        equivalent = trtexec_command(onnx, args.bundle / rec["file"], rec["precision"],
+                                     workspace_mb=args.workspace_mb,
+                                     calib_table=args.bundle / table if table else None)
+        print("  equivalent: " + equivalent)
     return 0
 
 

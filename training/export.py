@@ -41,16 +41,19 @@ def export_onnx(model: torch.nn.Module, example: Sequence[torch.Tensor], input_n
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     with torch.no_grad():
         ref = [t.numpy() for t in model(*example)]
-    got = OnnxRuntimeBackend(path, use_cuda=False).run({n: t.numpy() for n, t in zip(input_names, example)})
+    got = OnnxRuntimeBackend(path, use_cuda=False).run(
+        {n: t.numpy() for n, t in zip(input_names, example)})
     for name, r in zip(output_names, ref):
         err = float(np.max(np.abs(got[name] - r)))
         if err > atol:
-            raise ExportError(f"{path.name}: ONNX Runtime output {name} differs from PyTorch by {err:.2e}")
+            raise ExportError(f"{path.name}: ONNX Runtime output {name} differs from PyTorch "
+                              f"by {err:.2e}")
         log.info("%s %s: ORT vs PyTorch max abs diff %.2e", path.name, name, err)
     return [TensorSpec(n, list(r.shape), "float32") for n, r in zip(output_names, ref)]
 
 
-def network_input_shape(role: str, feature_shape: Sequence[int], kind: str = "spectrogram") -> list[int]:
+def network_input_shape(role: str, feature_shape: Sequence[int],
+                        kind: str = "spectrogram") -> list[int]:
     """Batch-1 input shape of a modality network for a feature array.
 
     Spectrograms and face stacks get a channel axis (2D / 3D convolutions); frame and
@@ -72,7 +75,8 @@ def fusion_input_names(fusion_model: torch.nn.Module) -> tuple[str, str]:
 
 def write_bundle(out_dir: Path, *, audio_model: torch.nn.Module, video_model: torch.nn.Module,
                  fusion_model: torch.nn.Module, labels: list[str], audio_cfg: AudioFeatureConfig,
-                 video_cfg: VideoFeatureConfig, name: str, version: str, training: dict) -> Manifest:
+                 video_cfg: VideoFeatureConfig, name: str, version: str,
+                 training: dict) -> Manifest:
     """Export the three networks into ``out_dir`` and write its manifest.
 
     The fusion network consumes the modality networks' features or logits, as its

@@ -85,7 +85,8 @@ def _pad_to_window(media: MediaClip, window_s: float) -> MediaClip:
     audio, frames, times = media.audio, media.frames, media.frame_times
     if media.sample_rate > 0 and audio.shape[0]:
         n = int(np.ceil(window_s * media.sample_rate))
-        audio = np.concatenate([audio, np.zeros((n - audio.shape[0], audio.shape[1]), audio.dtype)])
+        pad = np.zeros((n - audio.shape[0], audio.shape[1]), audio.dtype)
+        audio = np.concatenate([audio, pad])
     if len(times):
         frames = np.concatenate([frames, frames[-1:]])
         times = np.append(times, window_s)

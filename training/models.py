@@ -305,7 +305,8 @@ class Seed003Video3dCnn(_Network):
         super().__init__()
         self.input_shape = tuple(input_shape or type(self).input_shape)
         if min(self.input_shape) < 16:
-            raise ValueError(f"{self.architecture}: stack {self.input_shape} smaller than 16x16x16")
+            raise ValueError(f"{self.architecture}: stack {self.input_shape} smaller than "
+                             "16x16x16")
         self.feature_dim = feature_dim
         self.conv = nn.Sequential(
             nn.Conv3d(1, 16, 3), nn.ReLU(), nn.Conv3d(16, 16, 3), nn.ReLU(), nn.MaxPool3d(2),
@@ -353,7 +354,8 @@ class VideoFrameCnn(_Network):
                                   *block(512, 512, 3))
         flat = int(np.prod(_out_shape(self.conv, (1, h, w))))
         self.frame_head = nn.Sequential(nn.Flatten(), nn.Linear(flat, 256), nn.ReLU(),
-                                        nn.Dropout(dropout), nn.Linear(256, feature_dim), nn.ReLU())
+                                        nn.Dropout(dropout), nn.Linear(256, feature_dim),
+                                        nn.ReLU())
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(feature_dim, n_classes)
 
@@ -571,7 +573,8 @@ def audio_feature_kind(name: str) -> str:
     return network_class("audio", name).feature_kind
 
 
-def jitter(batch: list[torch.Tensor], noise: float = 0.1, max_shift: int = 3) -> list[torch.Tensor]:
+def jitter(batch: list[torch.Tensor], noise: float = 0.1,
+           max_shift: int = 3) -> list[torch.Tensor]:
     """Training augmentation for face stacks: Gaussian noise and one random spatial shift."""
     x = batch[0]
     x = x + noise * torch.randn_like(x)

@@ -33,9 +33,9 @@ class ModelScore:
         d = {"name": self.name, "architecture": self.architecture,
              "window": self.window.to_dict(), "clip": self.clip.to_dict()}
         if self.seed is not None:
-            d["seed"] = {"key": self.seed.key, "paper": self.seed.paper, "setting": self.seed.setting,
-                         "architecture": self.seed.architecture, "accuracy": self.seed.accuracy,
-                         "note": self.seed.note}
+            d["seed"] = {"key": self.seed.key, "paper": self.seed.paper,
+                         "setting": self.seed.setting, "architecture": self.seed.architecture,
+                         "accuracy": self.seed.accuracy, "note": self.seed.note}
         return d
 
 
@@ -57,13 +57,14 @@ def score_model(name: str, architecture: str, probabilities: np.ndarray, labels:
     window = compute_metrics([names[i] for i in labels], [names[i] for i in pred], names)
     ct, cp = clip_votes(probabilities, labels, clips)
     clip = compute_metrics([names[i] for i in ct], [names[i] for i in cp], names)
-    return ModelScore(name, architecture, window, clip, seed_result(seed_key) if seed_key else None)
+    seed = seed_result(seed_key) if seed_key else None
+    return ModelScore(name, architecture, window, clip, seed)
 
 
 def comparison_table(scores: Sequence[ModelScore], setting: str) -> str:
     """Markdown table: our held-out accuracy next to the seed paper's for the same setting."""
-    rows = ["| model | architecture | window acc. | clip acc. | clip macro-F1 | seed (paper, setting, "
-            "architecture) | seed acc. | clip - seed |",
+    rows = ["| model | architecture | window acc. | clip acc. | clip macro-F1 "
+            "| seed (paper, setting, architecture) | seed acc. | clip - seed |",
             "|---|---|---|---|---|---|---|---|"]
     for s in scores:
         ours = 100 * s.clip.accuracy
@@ -74,8 +75,9 @@ def comparison_table(scores: Sequence[ModelScore], setting: str) -> str:
             seed_acc, diff = f"{s.seed.accuracy:.2f}", f"{ours - s.seed.accuracy:+.2f}"
         else:
             seed_cell, seed_acc, diff = "-", "-", "-"
-        rows.append(f"| {s.name} | {s.architecture} | {100 * s.window.accuracy:.2f} | {ours:.2f} | "
-                    f"{100 * s.clip.macro_f1:.2f} | {seed_cell} | {seed_acc} | {diff} |")
+        rows.append(f"| {s.name} | {s.architecture} | {100 * s.window.accuracy:.2f} "
+                    f"| {ours:.2f} | {100 * s.clip.macro_f1:.2f} | {seed_cell} | {seed_acc} "
+                    f"| {diff} |")
     return f"Held-out {setting}; accuracies in percent.\n\n" + "\n".join(rows) + "\n"
 
 

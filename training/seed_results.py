@@ -23,11 +23,13 @@ class SeedResult:
 
 SEED_RESULTS: dict[str, SeedResult] = {r.key: r for r in (
     SeedResult("001/iemocap4/cnn", "001", "IEMOCAP 4 (H,S,A,N)", "audio", "CNN", 52.23),
-    SeedResult("001/iemocap4/cnn_aug", "001", "IEMOCAP 4 (H,S,A,N)", "audio", "CNN + data aug.", 51.90),
+    SeedResult("001/iemocap4/cnn_aug", "001", "IEMOCAP 4 (H,S,A,N)", "audio", "CNN + data aug.",
+               51.90),
     SeedResult("001/iemocap4/cnn_lstm", "001", "IEMOCAP 4 (H,S,A,N)", "audio", "CNN+LSTM", 39.77),
     SeedResult("001/iemocap4/cnn_rnn", "001", "IEMOCAP 4 (H,S,A,N)", "audio", "CNN+RNN", 54.00),
     SeedResult("001/iemocap3/cnn_rnn", "001", "IEMOCAP 3 (S,A,N)", "audio", "CNN+RNN", 70.25),
-    SeedResult("000/iemocap4/joint", "000", "IEMOCAP 4 (H,S,A,N)", "fusion", "CNN+RNN+3DCNN", 51.94),
+    SeedResult("000/iemocap4/joint", "000", "IEMOCAP 4 (H,S,A,N)", "fusion", "CNN+RNN+3DCNN",
+               51.94),
     SeedResult("000/iemocap3/joint", "000", "IEMOCAP 3 (S,A,N)", "fusion", "CNN+RNN+3DCNN", 71.75),
     SeedResult("003/ravdess8/audio", "003", "RAVDESS 8", "audio", "1D-CNN", 64.09),
     SeedResult("003/ravdess8/video", "003", "RAVDESS 8", "video", "3D-CNN", 59.07),

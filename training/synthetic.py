@@ -303,7 +303,8 @@ def _formant_filters(sample_rate: int, scale: float, open_vowel: bool):
     return tuple(out)
 
 
-def _smooth_noise(rng: np.random.Generator, n: int, sample_rate: int, rate_hz: float) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, n: int, sample_rate: int,
+                  rate_hz: float) -> np.ndarray:
     """Band-limited random signal of unit-ish amplitude (linear interpolation of knots)."""
     knots = max(2, int(n / sample_rate * rate_hz) + 2)
     values = rng.standard_normal(knots)

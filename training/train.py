@@ -127,7 +127,8 @@ def _augment(cfg: RunConfig, role: str):
 
 def modality_inputs(fs: FeatureSet, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
     """The feature arrays shaped as the networks take them (batch first)."""
-    a = fs.audio.reshape(len(fs.audio), *network_input_shape("audio", cfg.audio.shape, cfg.audio.kind)[1:])
+    a_shape = network_input_shape("audio", cfg.audio.shape, cfg.audio.kind)
+    a = fs.audio.reshape(len(fs.audio), *a_shape[1:])
     v = fs.video.reshape(len(fs.video), *network_input_shape("video", cfg.video.shape)[1:])
     return a, v
 
@@ -149,16 +150,18 @@ def _split_masks(fs: FeatureSet, clip_split: dict[int, str]) -> Splits:
     return Splits(which == "train", which == "val", which == "test")
 
 
-def _train_one(model, role: str, x: list[np.ndarray], fs: FeatureSet, masks: Splits, usable: np.ndarray,
-               n_classes: int, tc: TrainConfig, run_dir: Path, resume: bool, **kw):
+def _train_one(model, role: str, x: list[np.ndarray], fs: FeatureSet, masks: Splits,
+               usable: np.ndarray, n_classes: int, tc: TrainConfig, run_dir: Path, resume: bool,
+               **kw):
     """Train on the usable training windows, validate on the usable validation windows."""
     tr, va = masks.train & usable, masks.val & usable
     if not tr.any():
         raise ConfigError(f"no training windows for {role} (check the split and the modality)")
-    res = train_classifier(model, [a[tr] for a in x], fs.labels[tr], [a[va] for a in x], fs.labels[va],
-                           n_classes, tc, role, groups=fs.clip[tr],
+    res = train_classifier(model, [a[tr] for a in x], fs.labels[tr], [a[va] for a in x],
+                           fs.labels[va], n_classes, tc, role, groups=fs.clip[tr],
                            out_dir=run_dir / "checkpoints" / role, resume=resume, **kw)
-    log.info("%s: best epoch %d, validation accuracy %.3f", role, res.best_epoch, res.best_val_accuracy)
+    log.info("%s: best epoch %d, validation accuracy %.3f", role, res.best_epoch,
+             res.best_val_accuracy)
     return res
 
 
@@ -181,8 +184,9 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
     fold = cfg.dataset.get("fold", 0) if fold is None else fold
     train_clips, val_clips, test_clips = dataset.split(fold)
     clips = list(train_clips) + list(val_clips) + list(test_clips)
-    clip_split = {i: s for i, s in enumerate(["train"] * len(train_clips) + ["val"] * len(val_clips)
-                                              + ["test"] * len(test_clips))}
+    split_names = (["train"] * len(train_clips) + ["val"] * len(val_clips)
+                   + ["test"] * len(test_clips))
+    clip_split = dict(enumerate(split_names))
     labels = list(dataset.labels)
     log.info("%s: %d clips (train %d, val %d, test %d), %d classes %s", dataset.name, len(clips),
              len(train_clips), len(val_clips), len(test_clips), len(labels), labels)
@@ -212,8 +216,10 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
                    if tc.class_weights else None)
         results["joint"] = _train_one(joint, "joint", [xa, xv], fs, masks, both, nc, tc, run_dir,
                                       resume, augment=_augment(cfg, "joint"),
-                                      loss_fn=functools.partial(nets.joint_loss, class_weights=weights))
-        trained.update(audio=joint.audio_net, video=joint.video_net, **{"fusion:joint": joint.fusion_net})
+                                      loss_fn=functools.partial(nets.joint_loss,
+                                                                class_weights=weights))
+        trained.update(audio=joint.audio_net, video=joint.video_net,
+                       **{"fusion:joint": joint.fusion_net})
     for role, x, usable, shape in (("audio", xa, fs.has_audio, cfg.audio.shape),
                                    ("video", xv, fs.has_face, cfg.video.shape)):
         if role not in cfg.networks:
@@ -234,17 +240,20 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
         key = f"fusion:{name}"
         la, fa = outputs["audio"]
         lv, fv = outputs["video"]
-        if nets.network_class("fusion", name).fusion_inputs == "logits":  # late: fitted, not trained
+        # late fusion: fitted, not trained
+        if nets.network_class("fusion", name).fusion_inputs == "logits":
             va = masks.val & both
             w = nets.fit_late_fusion_weight(_softmax(la[va]), _softmax(lv[va]), fs.labels[va])
             trained[key] = nets.build_network("fusion", name, nc, weight=w)
             results[key] = {"audio_weight": float(w)}
-            log.info("late fusion: audio weight %.2f fitted on %d validation windows", w, int(va.sum()))
+            log.info("late fusion: audio weight %.2f fitted on %d validation windows", w,
+                     int(va.sum()))
         else:
-            model = nets.build_network("fusion", name, nc, audio_dim=fa.shape[1], video_dim=fv.shape[1])
+            model = nets.build_network("fusion", name, nc, audio_dim=fa.shape[1],
+                                       video_dim=fv.shape[1])
             tc = train_config(cfg, "fusion", seed, epochs_scale)
-            results[key] = _train_one(model, key.replace(":", "_"), [fa, fv], fs, masks, both, nc, tc,
-                                      run_dir, resume)
+            results[key] = _train_one(model, key.replace(":", "_"), [fa, fv], fs, masks, both,
+                                      nc, tc, run_dir, resume)
             trained[key] = model
     t_train = time.perf_counter()
     if not dist.is_main:
@@ -262,21 +271,25 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
         "seconds": {"features": round(t_feat - t0, 1), "training": round(t_train - t_feat, 1)},
         "world_size": dist.world_size,
     }
-    if cfg.export and {"audio", "video"} <= set(trained) and any(k.startswith("fusion:") for k in trained):
+    has_fusion = any(k.startswith("fusion:") for k in trained)
+    if cfg.export and {"audio", "video"} <= set(trained) and has_fusion:
         fusion_key = next(k for k in trained if k.startswith("fusion:"))
         bundle_dir = Path(bundle_dir) if bundle_dir is not None else run_dir / "bundle"
         manifest = write_bundle(bundle_dir, audio_model=trained["audio"],
                                 video_model=trained["video"], fusion_model=trained[fusion_key],
                                 labels=labels, audio_cfg=cfg.audio, video_cfg=cfg.video,
                                 name=f"avemo-{cfg.name}", version="0.1.0",
-                                training={"config": cfg.name, "dataset": dataset.name, "fold": fold,
+                                training={"config": cfg.name, "dataset": dataset.name,
+                                          "fold": fold,
                                           "held_out_window_accuracy":
                                               {s.name: s.window.accuracy for s in scores}})
         extra["bundle"] = {"dir": str(bundle_dir), "model_id": manifest.model_id,
                            "fusion": fusion_key}
     else:
-        log.info("no bundle written: it needs audio, video and a fusion network (or export: false)")
-    report = write_training_report(run_dir, scores, setting=cfg.description or cfg.name, extra=extra)
+        log.info("no bundle written: it needs audio, video and a fusion network "
+                 "(or export: false)")
+    report = write_training_report(run_dir, scores, setting=cfg.description or cfg.name,
+                                   extra=extra)
     log.info("run %s done in %.0f s; report in %s", cfg.name, time.perf_counter() - t0, run_dir)
     return report
 
@@ -311,7 +324,8 @@ def evaluate(trained: dict, outputs: dict, fs: FeatureSet, test: np.ndarray, lab
         a_in, v_in = (la, lv) if src == "logits" else (fa, fv)
         fused, _ = predict(model, [a_in, v_in])
         p = _softmax(fused)
-        p = np.where(fs.has_face[:, None], np.where(fs.has_audio[:, None], p, probs["video"]), probs["audio"])
+        p = np.where(fs.has_face[:, None], np.where(fs.has_audio[:, None], p, probs["video"]),
+                     probs["audio"])
         m = test & (fs.has_audio | fs.has_face)
         scores.append(score_model(key, _arch(model), p[m], fs.labels[m], fs.clip[m], labels,
                                   cfg.seeds.get(key)))
@@ -330,12 +344,14 @@ def _arch(model) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("config", help="YAML config (a path, or a name in training/configs/)")
-    ap.add_argument("--data", type=Path, required=True, help="dataset root (RAVDESS Actor_XX folders, "
-                    "IEMOCAP Session1..5, or the synthetic set's folder)")
+    ap.add_argument("--data", type=Path, required=True,
+                    help="dataset root (RAVDESS Actor_XX folders, IEMOCAP Session1..5, or the "
+                    "synthetic set's folder)")
     ap.add_argument("--out", type=Path, required=True, help="run directory")
     ap.add_argument("--bundle", type=Path, default=None,
                     help="where the model bundle goes (default: OUT/bundle)")
-    ap.add_argument("--cache", type=Path, default=Path("data/cache"), help="feature cache directory")
+    ap.add_argument("--cache", type=Path, default=Path("data/cache"),
+                    help="feature cache directory")
     ap.add_argument("--fold", default=None, help="fold name or index (default: the config's)")
     ap.add_argument("--resume", action="store_true", help="continue from the run's checkpoints")
     ap.add_argument("--workers", type=int, default=2, help="feature-extraction processes")

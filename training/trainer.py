@@ -184,7 +184,8 @@ def _model_device(model: nn.Module) -> torch.device:
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     """Inverse-frequency weights (scarce classes count more), 0 for absent classes, scaled
     so that the mean weight over the samples is 1 (the loss keeps its unweighted scale)."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes)
+    counts = counts.astype(np.float64)
     present = max(int((counts > 0).sum()), 1)
     w = np.where(counts > 0, counts.sum() / (present * np.maximum(counts, 1)), 0.0)
     return torch.tensor(w, dtype=torch.float32)
@@ -298,7 +299,8 @@ def model_signature(model: nn.Module) -> dict:
     """Class, architecture name and parameter/buffer shapes: what a resumed run must match."""
     if isinstance(model, DistributedDataParallel):
         model = model.module
-    return {"class": type(model).__qualname__, "architecture": getattr(model, "architecture", None),
+    return {"class": type(model).__qualname__,
+            "architecture": getattr(model, "architecture", None),
             "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}
 
 
@@ -369,8 +371,8 @@ def _rng_state(device: torch.device) -> dict:
 def _set_rng_state(state: dict, device: torch.device) -> None:
     random.setstate(state["python"])
     nps = state["numpy"]
-    np.random.set_state({**nps, "state": {**nps["state"],
-                                          "key": np.asarray(nps["state"]["key"], dtype=np.uint32)}})
+    key = np.asarray(nps["state"]["key"], dtype=np.uint32)
+    np.random.set_state({**nps, "state": {**nps["state"], "key": key}})
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)

@@ -22,17 +22,24 @@ from avemo_ros.offline import LegacyAudioFormat, evaluate_bags
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("bags", nargs="+", type=Path, help="rosbag2 folders (or .mcap / .db3 files)")
-    ap.add_argument("--model-dir", type=Path, required=True, help="model bundle (manifest.json + networks)")
+    ap.add_argument("--model-dir", type=Path, required=True,
+                    help="model bundle (manifest.json + networks)")
     ap.add_argument("--out", type=Path, required=True, help="report folder")
-    ap.add_argument("--hop", type=float, default=0.5, help="seconds between window ends (default 0.5)")
-    ap.add_argument("--grace", type=float, default=1.0, help="wait this far past a window for a late modality")
+    ap.add_argument("--hop", type=float, default=0.5,
+                    help="seconds between window ends (default 0.5)")
+    ap.add_argument("--grace", type=float, default=1.0,
+                    help="wait this far past a window for a late modality")
     ap.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
-    ap.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per network (0: default)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="ONNX Runtime threads per network (0: default)")
     ap.add_argument("--camera-topic", help="default: the bag's Image / CompressedImage topic")
     ap.add_argument("--audio-topic", help="default: the bag's audio_common_msgs topic")
-    ap.add_argument("--audio-sample-format", default="S16LE", help="legacy audio without AudioInfo in the bag")
-    ap.add_argument("--audio-channels", type=int, default=1, help="legacy audio without AudioInfo in the bag")
-    ap.add_argument("--audio-sample-rate", type=int, default=16000, help="legacy audio without AudioInfo in the bag")
+    ap.add_argument("--audio-sample-format", default="S16LE",
+                    help="legacy audio without AudioInfo in the bag")
+    ap.add_argument("--audio-channels", type=int, default=1,
+                    help="legacy audio without AudioInfo in the bag")
+    ap.add_argument("--audio-sample-rate", type=int, default=16000,
+                    help="legacy audio without AudioInfo in the bag")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every bag")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -40,35 +47,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.hop > 0:
         print("evaluate: --hop must be > 0", file=sys.stderr)
         return 2
-    legacy = LegacyAudioFormat(args.audio_sample_format, args.audio_channels, args.audio_sample_rate)
+    legacy = LegacyAudioFormat(args.audio_sample_format, args.audio_channels,
+                               args.audio_sample_rate)
     try:
         result = evaluate_bags(args.bags, args.model_dir, hop_s=args.hop, backend=args.backend,
-                               threads=args.threads, grace_s=args.grace, camera_topic=args.camera_topic,
-                               audio_topic=args.audio_topic, legacy_format=legacy)
+                               threads=args.threads, grace_s=args.grace,
+                               camera_topic=args.camera_topic, audio_topic=args.audio_topic,
+                               legacy_format=legacy)
     except (BagError, BundleError, FileNotFoundError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 1
     extra = {
-        "bags": [str(b) for b in args.bags], "model_dir": str(args.model_dir), "model_id": result.model_id,
-        "hop_s": args.hop, "grace_s": args.grace, "backend": args.backend, "threads": args.threads,
+        "bags": [str(b) for b in args.bags], "model_dir": str(args.model_dir),
+        "model_id": result.model_id, "hop_s": args.hop, "grace_s": args.grace,
+        "backend": args.backend, "threads": args.threads,
         "seconds_of_media": result.seconds_of_media, "wall_s": result.wall_s,
-        "realtime_factor": result.realtime_factor, "latency_meaning": "compute time per window (offline)",
-        "per_bag": [{"path": s.path, "camera_topic": s.camera_topic, "audio_topic": s.audio_topic,
-                     "frames": s.frames, "audio_chunks": s.audio_chunks, "windows": s.windows,
+        "realtime_factor": result.realtime_factor,
+        "latency_meaning": "compute time per window (offline)",
+        "per_bag": [{"path": s.path, "camera_topic": s.camera_topic,
+                     "audio_topic": s.audio_topic, "frames": s.frames,
+                     "audio_chunks": s.audio_chunks, "windows": s.windows,
                      "estimates": s.estimates, "truth_segments": s.truth_segments,
-                     "seconds_of_media": s.seconds_of_media, "wall_s": s.wall_s, "problems": s.problems}
+                     "seconds_of_media": s.seconds_of_media, "wall_s": s.wall_s,
+                     "problems": s.problems}
                     for s in result.bags],
     }
     report = write_report(args.out, result.records, result.labels, extra=extra)
     m = report["metrics"]
     lat = report["latency_s"]
     p50 = "n/a" if lat["p50"] is None else f"{lat['p50'] * 1e3:.0f} ms"
-    print(f"{len(args.bags)} bag(s), {result.seconds_of_media:.1f} s of media in {result.wall_s:.1f} s "
-          f"({result.realtime_factor:.1f}x real time); model {result.model_id}")
+    print(f"{len(args.bags)} bag(s), {result.seconds_of_media:.1f} s of media in "
+          f"{result.wall_s:.1f} s ({result.realtime_factor:.1f}x real time); "
+          f"model {result.model_id}")
     print(f"windows {report['windows']} (scored {report['windows_scored']}, without estimate "
-          f"{report['windows_without_estimate']}, without truth {report['windows_without_truth']}); "
-          f"compute per window p50 {p50}")
-    print(f"accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  -> {args.out}/report.json")
+          f"{report['windows_without_estimate']}, without truth "
+          f"{report['windows_without_truth']}); compute per window p50 {p50}")
+    print(f"accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+          f"-> {args.out}/report.json")
     return 0
 
 

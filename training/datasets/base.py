@@ -246,14 +246,15 @@ class Dataset:
         present = set(self.groups())
         missing = sorted((set(fold.test_groups) | set(fold.val_groups)) - present)
         if missing:
-            log.warning("%s: fold %s names groups with no clips: %s", self.name, fold.name, missing)
+            log.warning("%s: fold %s names groups with no clips: %s", self.name, fold.name,
+                        missing)
         test = [c for c in clips if c.group in fold.test_groups]
         val = [c for c in clips if c.group in fold.val_groups]
         train = [c for c in clips if c.group not in fold.test_groups
                  and c.group not in fold.val_groups]
         if not test:
-            raise DatasetError(f"{self.name}: fold {fold.name} has no test clips "
-                               f"(test groups {list(fold.test_groups)}, present {sorted(present)})")
+            raise DatasetError(f"{self.name}: fold {fold.name} has no test clips (test groups "
+                               f"{list(fold.test_groups)}, present {sorted(present)})")
         if not train:
             raise DatasetError(f"{self.name}: fold {fold.name} leaves no training clips")
         return Split(fold, train, val, test)
