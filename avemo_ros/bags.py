@@ -168,20 +168,22 @@ def _emotion_msg_dir() -> Any:
         if d is not None and d.joinpath("EmotionEstimate.msg").is_file():
             return d
     raise BagError(
-        "EmotionEstimate.msg not found (looked in the package data avemo_ros/interfaces/avemo_ros/msg, "
-        f"in {_ROOT / 'msg'} and in share/avemo_ros/msg on AMENT_PREFIX_PATH): reinstall avemo_ros")
+        "EmotionEstimate.msg not found (looked in the package data "
+        f"avemo_ros/interfaces/avemo_ros/msg, in {_ROOT / 'msg'} and in share/avemo_ros/msg "
+        "on AMENT_PREFIX_PATH): reinstall avemo_ros")
 
 
 def _flavour_msg_dir(flavour: str) -> Any:
-    """The folder of the ``flavour`` audio_common_msgs .msg files: package data, else a ROS prefix."""
+    """The folder of the ``flavour`` audio_common_msgs .msg files: package data, else ROS."""
     marker = _FLAVOUR_MARKER[flavour]
-    candidates = [_shipped_msg_dir("audio_common_msgs", flavour), *_ament_msg_dirs("audio_common_msgs")]
+    candidates = [_shipped_msg_dir("audio_common_msgs", flavour),
+                  *_ament_msg_dirs("audio_common_msgs")]
     for d in candidates:
         if d is not None and d.joinpath(marker).is_file():
             return d
     raise BagError(
-        f"no .msg files of the {flavour} audio_common_msgs flavour found (looked for {marker} in the "
-        f"package data avemo_ros/interfaces/audio_common_msgs/{flavour}/msg and in "
+        f"no .msg files of the {flavour} audio_common_msgs flavour found (looked for {marker} "
+        f"in the package data avemo_ros/interfaces/audio_common_msgs/{flavour}/msg and in "
         "share/audio_common_msgs/msg on AMENT_PREFIX_PATH): reinstall avemo_ros")
 
 
@@ -193,7 +195,8 @@ def _types_from_dir(package: str, folder: Any) -> dict:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".msg") and entry.is_file():
             stem = entry.name[:-len(".msg")]
-            typs.update(get_types_from_msg(entry.read_text(encoding="utf-8"), f"{package}/msg/{stem}"))
+            text = entry.read_text(encoding="utf-8")
+            typs.update(get_types_from_msg(text, f"{package}/msg/{stem}"))
     return typs
 
 
