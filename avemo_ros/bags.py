@@ -24,7 +24,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .conversions import IMAGE_ENCODINGS, chunk_to_audio_data_bytes
+from .audio_codec import chunk_to_audio_data_bytes
+from .conversions import IMAGE_ENCODINGS
 
 _LOG = logging.getLogger(__name__)
 
@@ -570,7 +571,7 @@ def _audio_msg(store, chunk: AudioStreamChunk, frame_id: str, flavour: str, head
     if flavour == "mgonzs13":
         t = store.types
         empty = {k: np.zeros(0, dt) for k, dt in (("float32_data", np.float32), ("int32_data", np.int32),
-                                                  ("int24_data", np.int32), ("int8_data", np.int8),
+                                                  ("int8_data", np.int8),
                                                   ("uint8_data", np.uint8))}
         data = t[AUDIO_DATA](int16_data=pcm.astype(np.int16), **empty)
         info = t[AUDIO_INFO](format=8, channels=int(samples.shape[1]), rate=int(chunk.sample_rate),
