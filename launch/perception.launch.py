@@ -1,67 +1,162 @@
 """Launch the avemo_ros perception lifecycle node (and optionally a media file source).
 
     ros2 launch avemo_ros perception.launch.py model_dir:=/path/to/bundle \
-        image:=/camera/image_raw audio:=/audio namespace:=robot1
+        image:=/camera/image_raw namespace:=robot1 [media:=clip.mp4]
 
-The node is brought to active through lifecycle events (configure, then activate once it
-reports inactive) when autostart is true; otherwise a lifecycle manager drives it.
+Topic defaults match ros-drivers audio_capture (its launch file runs it in the namespace
+``audio``): the microphone on ``/audio/audio_stamped`` (AudioDataStamped) with its
+``/audio/audio_info``. With autostart the node is configured, then activated once
+configure has succeeded (the configuring -> inactive transition only: a later manual
+``deactivate`` is not undone); otherwise a lifecycle manager drives it.
+
+Every process started here gets a Fast DDS transport that carries raw 640x480 frames
+between processes (the shipped ``config/fastdds_large_data.xml``) unless you configured
+Fast DDS yourself or use another RMW; the choice is logged. The parameter values and the
+transport decision come from ``avemo_ros.ros.graph`` and ``avemo_ros.ros.transport``,
+which the in-process runner (``ros2 run avemo_ros run_pipeline``) uses too.
 """
+
+import os
+from pathlib import Path
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
-from launch.conditions import IfCondition
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
-from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
+
+from avemo_ros.ros import graph, transport
+
+# share/avemo_ros when installed, the repository root in a checkout: both hold config/
+SHARE = Path(__file__).resolve().parents[1]
+
+
+def _transport(context):
+    """SetEnvironmentVariable for the Fast DDS profile (before any node starts), logged."""
+    environ = getattr(context, "environment", os.environ)
+    choice = transport.choose(environ, SHARE / "config" / transport.PROFILE_NAME)
+    return [SetEnvironmentVariable(name, value) for name, value in choice.env.items()] + [
+        LogInfo(msg=choice.message)
+    ]
+
+
+def perception_actions(context):
+    """The nodes and lifecycle events for the evaluated launch arguments."""
+
+    def cfg(name):
+        return LaunchConfiguration(name).perform(context)
+
+    namespace, params_file = cfg("namespace"), cfg("params_file")
+    remaps = graph.remappings(cfg("image"), cfg("audio"), cfg("audio_info"), cfg("emotion"))
+    perception = LifecycleNode(
+        package="avemo_ros",
+        executable="perception_node",
+        name="perception_node",
+        namespace=namespace,
+        output="screen",
+        remappings=remaps,
+        parameters=[
+            params_file,
+            graph.perception_parameters(cfg("model_dir"), cfg("backend"), cfg("use_sim_time")),
+        ],
+    )
+    actions = [perception]
+    if graph.parse_bool(cfg("autostart")):
+        actions += [
+            # activate after configure succeeded, and only then (not after a deactivate)
+            RegisterEventHandler(
+                OnStateTransition(
+                    target_lifecycle_node=perception,
+                    start_state="configuring",
+                    goal_state="inactive",
+                    entities=[
+                        EmitEvent(
+                            event=ChangeState(
+                                lifecycle_node_matcher=matches_action(perception),
+                                transition_id=Transition.TRANSITION_ACTIVATE,
+                            )
+                        )
+                    ],
+                )
+            ),
+            EmitEvent(
+                event=ChangeState(
+                    lifecycle_node_matcher=matches_action(perception),
+                    transition_id=Transition.TRANSITION_CONFIGURE,
+                )
+            ),
+        ]
+    media = graph.media_list(cfg("media"))
+    if media:
+        actions.append(
+            Node(
+                package="avemo_ros",
+                executable="file_source",
+                name="file_source",
+                namespace=namespace,
+                output="screen",
+                remappings=remaps,
+                parameters=[params_file, graph.file_source_parameters(media, cfg("use_sim_time"))],
+            )
+        )
+    return actions
 
 
 def generate_launch_description() -> LaunchDescription:
-    cfg = LaunchConfiguration
+    t, d = graph.TOPICS, graph.TOPIC_DESCRIPTIONS
     args = [
-        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the nodes."),
         DeclareLaunchArgument(
-            "params_file", description="ROS parameters YAML.",
-            default_value=PathJoinSubstitution([FindPackageShare("avemo_ros"), "config",
-                                                "perception.yaml"])),
+            "namespace", default_value="", description="Namespace of the nodes."
+        ),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=str(SHARE / "config" / "perception.yaml"),
+            description="ROS parameters YAML of both nodes.",
+        ),
         DeclareLaunchArgument("model_dir", description="Model bundle directory (manifest.json)."),
-        DeclareLaunchArgument("backend", default_value="auto", description="Inference backend.",
-                              choices=["auto", "onnxruntime", "tensorrt"]),
-        DeclareLaunchArgument("image", default_value="image", description="Camera topic."),
-        DeclareLaunchArgument("audio", default_value="audio", description="Microphone topic."),
-        DeclareLaunchArgument("emotion", default_value="emotion", description="Output topic."),
-        DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
-                              description="Use /clock (bag replay)."),
-        DeclareLaunchArgument("autostart", default_value="true", choices=["true", "false"],
-                              description="Configure and activate through lifecycle events."),
-        DeclareLaunchArgument("media", default_value="",
-                              description="Also play this media file as camera + microphone."),
+        DeclareLaunchArgument(
+            "backend",
+            default_value="auto",
+            choices=["auto", "onnxruntime", "tensorrt"],
+            description="Inference backend (auto: TensorRT when the bundle has "
+            "engines and a GPU exists).",
+        ),
+        DeclareLaunchArgument("image", default_value=t["image"], description=d["image"]),
+        DeclareLaunchArgument("audio", default_value=t["audio"], description=d["audio"]),
+        DeclareLaunchArgument(
+            "audio_info", default_value=t["audio_info"], description=d["audio_info"]
+        ),
+        DeclareLaunchArgument("emotion", default_value=t["emotion"], description=d["emotion"]),
+        DeclareLaunchArgument(
+            "use_sim_time",
+            default_value="false",
+            choices=["true", "false"],
+            description="Use /clock (bag replay).",
+        ),
+        DeclareLaunchArgument(
+            "autostart",
+            default_value="true",
+            choices=["true", "false"],
+            description="Configure, then activate once configured, through "
+            "lifecycle events (false: leave it to a lifecycle manager).",
+        ),
+        DeclareLaunchArgument(
+            "media",
+            default_value="",
+            description="Also play this media file (or a YAML list of files) as "
+            "camera + microphone topics.",
+        ),
     ]
-    remaps = [("image", cfg("image")), ("image/compressed", [cfg("image"), "/compressed"]),
-              ("audio", cfg("audio")), ("emotion", cfg("emotion"))]
-    perception = LifecycleNode(
-        package="avemo_ros", executable="perception_node", name="perception_node",
-        namespace=cfg("namespace"), output="screen", remappings=remaps,
-        parameters=[cfg("params_file"), {"model_dir": cfg("model_dir"),
-                                         "backend": cfg("backend"),
-                                         "use_sim_time": cfg("use_sim_time")}])
-    configure = EmitEvent(
-        event=ChangeState(lifecycle_node_matcher=matches_action(perception),
-                          transition_id=Transition.TRANSITION_CONFIGURE),
-        condition=IfCondition(cfg("autostart")))
-    activate_when_inactive = RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=perception, goal_state="inactive",
-            entities=[EmitEvent(event=ChangeState(
-                lifecycle_node_matcher=matches_action(perception),
-                transition_id=Transition.TRANSITION_ACTIVATE))]),
-        condition=IfCondition(cfg("autostart")))
-    file_source = Node(
-        package="avemo_ros", executable="file_source", name="file_source",
-        namespace=cfg("namespace"), output="screen", remappings=remaps,
-        parameters=[cfg("params_file"), {"media_paths": [cfg("media")],
-                                         "use_sim_time": cfg("use_sim_time")}],
-        condition=IfCondition(PythonExpression(["'", cfg("media"), "' != ''"])))
-    return LaunchDescription(args + [perception, activate_when_inactive, configure, file_source])
+    return LaunchDescription(
+        args + [OpaqueFunction(function=_transport), OpaqueFunction(function=perception_actions)]
+    )

@@ -13,11 +13,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -26,7 +26,9 @@ from std_msgs.msg import Bool
 from avemo_ros.msg import EmotionEstimate
 
 from ..conversions import stamp_to_ns
+from . import graph, transport
 from .compat import ros_context
+from .runner import DEFAULT_PARAMS
 
 MODALITY_NAMES = {1: "audio", 2: "video", 3: "audio+video"}
 
@@ -47,18 +49,24 @@ def main(argv=None) -> int:
     ap.add_argument("--media", type=Path, nargs="+", required=True)
     ap.add_argument("--hop", type=float, default=1.0)
     ap.add_argument("--timeout", type=float, default=120.0)
-    args = ap.parse_args(argv)
+    own, ros_args = graph.split_ros_args(sys.argv[1:] if argv is None else argv)
+    args = ap.parse_args(own)
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1")
     env.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 100 + 1))
+    transport.setup_process("demo", env)  # the same DDS transport for both processes
     os.environ.update(env)
-    paths = "[" + ",".join(f"'{p.resolve()}'" for p in args.media) + "]"
+    tmp = tempfile.TemporaryDirectory(prefix="avemo_demo_")
+    source_params = Path(tmp.name) / "file_source.yaml"
+    source_params.write_text(graph.params_file_text(graph.file_source_parameters(
+        [str(p.resolve()) for p in args.media], audio_rate=16000)))
+    remaps = [x for rule in graph.remap_args(graph.remappings()) for x in ("-r", rule)]
     perception = subprocess.Popen(
         [sys.executable, "-m", "avemo_ros.ros.runner", "--model-dir", str(args.model_dir),
          "--param", f"hop_s:={args.hop}"], env=env)
     source = None
     received: list[EmotionEstimate] = []
     try:
-        with ros_context():
+        with ros_context(ros_args):
             node = Node("avemo_demo")
             done = {"value": False}
             node.create_subscription(EmotionEstimate, "emotion", received.append, 10)
@@ -74,9 +82,10 @@ def main(argv=None) -> int:
                 if perception.poll() is not None:
                     print("perception node exited early", file=sys.stderr)
                     return 1
-            source = subprocess.Popen(
+            source = subprocess.Popen(  # the launch file's YAML, parameters and topics
                 [sys.executable, "-m", "avemo_ros.ros.file_source", "--ros-args",
-                 "-p", f"media_paths:={paths}", "-p", "audio_rate:=16000"], env=env)
+                 "--params-file", str(DEFAULT_PARAMS), "--params-file", str(source_params),
+                 *remaps], env=env)
             t0, printed, done_at = None, 0, None
             while time.monotonic() < deadline:
                 executor.spin_once(timeout_sec=0.1)
@@ -102,6 +111,7 @@ def main(argv=None) -> int:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        tmp.cleanup()
     return 0 if received else 1
 
 

@@ -199,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: prints the summary line and where the report is."""
-    args = build_parser().parse_args(argv)
+    import sys
+
+    from .graph import split_ros_args
+
+    own, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
     logging.basicConfig(level=logging.INFO)
     if not args.rate > 0:
         log.error("--rate must be > 0, got %s", args.rate)
@@ -213,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         params[name] = value
     report = None
     try:
-        with ros_context():
+        with ros_context(ros_args):
             try:
                 replay = Replay([str(b) for b in args.bags], str(args.model_dir), str(args.out),
                                 rate=args.rate, sim_time=args.sim_time, hop_s=args.hop,

@@ -1,38 +1,85 @@
 """Start the perception graph in one process, from the same YAML the launch file uses.
 
-For machines without ``ros2 launch``:
+For machines without ``ros2 launch`` (``ros2 run avemo_ros run_pipeline`` runs this too):
 
-    python -m avemo_ros.ros.runner --params config/perception.yaml --model-dir BUNDLE \
-        [--namespace robot1] [--remap image:=/camera/image_raw] [--file-source clip.mp4]
+    python -m avemo_ros.ros.runner --model-dir BUNDLE [--params config/perception.yaml] \
+        [--namespace robot1] [--image /camera/image_raw] [--audio /audio/audio_stamped] \
+        [--audio-info /audio/audio_info] [--remap FROM:=TO] [--param NAME:=VALUE] \
+        [--file-source clip.mp4 [--loop]] [--ros-args ...]
 
-Like the launch file it autostarts the lifecycle node (configure, then activate) unless
-``--no-autostart`` is given, and stops on Ctrl-C or when ``--duration`` has passed.
+What the launch file does, the runner does the same way:
+
+- topics default to the launch file's (``avemo_ros.ros.graph.TOPICS``: the camera on
+  ``image``, ros-drivers audio_capture's ``/audio/audio_stamped`` and ``/audio/audio_info``);
+  the node parameters come from the YAML, then from ``graph.perception_parameters`` (a
+  parameters file like the one launch_ros writes), then ``--param``;
+- before ``rclpy.init`` it picks the Fast DDS transport (``avemo_ros.ros.transport``: the
+  shipped large-data profile unless the user configured Fast DDS or runs another RMW),
+  sets it in its environment (so processes it starts inherit it) and logs the choice;
+- autostart moves perception_node through its lifecycle from outside, over the
+  ``<node>/change_state`` and ``<node>/get_state`` services (configure, then activate
+  once configure succeeded), like launch's lifecycle events or a lifecycle manager;
+  ``--no-autostart`` leaves the node unconfigured for your own lifecycle manager. A later
+  manual ``deactivate`` is left alone.
+
+Everything runs in this process: the nodes (perception_node, file_source, and a small
+client node for the lifecycle calls) spin in one SingleThreadedExecutor on a background
+thread, while the main thread makes the service calls and waits. The runner's own
+options never reach rclpy; ``--ros-args ...`` at the end of the command line is given to
+``rclpy.init`` (global ROS arguments of every node here). It stops on Ctrl-C or after
+``--duration`` seconds.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import TransitionCallbackReturn
+from . import graph, transport
 
-from .perception_node import PerceptionNode
-from .compat import ros_context
-
-log = logging.getLogger(__name__)
-DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
+log = logging.getLogger("avemo_ros.runner")
 
 
-def node_args(params_file: Optional[Path], overrides: dict[str, str], remaps: Sequence[str],
-              use_sim_time: bool) -> list[str]:
-    """ROS command-line arguments for one node (the launch file's equivalent)."""
+def _default_params() -> Path:
+    checkout = Path(__file__).resolve().parents[2] / "config" / "perception.yaml"
+    if checkout.is_file():
+        return checkout
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("avemo_ros")) / "config" / "perception.yaml"
+    except Exception:
+        return checkout
+
+
+DEFAULT_PARAMS = _default_params()
+
+
+def node_args(
+    params_file: Optional[Path],
+    overrides: dict[str, str],
+    remaps: Sequence[str],
+    use_sim_time: bool,
+    *,
+    params_files: Sequence[Path] = (),
+) -> list[str]:
+    """ROS command-line arguments for one node (the launch file's equivalent).
+
+    Order of precedence, lowest first: ``params_file`` (the YAML), ``params_files``
+    (typed parameter files such as :func:`write_params`), ``overrides`` (``-p NAME:=VALUE``,
+    typed by YAML rules), ``use_sim_time``. Remap rules: the first that matches wins.
+    """
     args = ["--ros-args"]
     if params_file:
         args += ["--params-file", str(params_file)]
+    for extra in params_files:
+        args += ["--params-file", str(extra)]
     for k, v in overrides.items():
         args += ["-p", f"{k}:={v}"]
     if use_sim_time:
@@ -42,69 +89,230 @@ def node_args(params_file: Optional[Path], overrides: dict[str, str], remaps: Se
     return args
 
 
-def autostart(node: PerceptionNode) -> bool:
-    """configure then activate, as the launch file's lifecycle events do."""
+def write_params(directory: Path, name: str, params: dict) -> Path:
+    """``params`` as a ROS parameters file in ``directory`` (as launch_ros writes them)."""
+    path = Path(directory) / f"{name}.yaml"
+    path.write_text(graph.params_file_text(params))
+    return path
+
+
+def autostart(node) -> bool:
+    """configure then activate an in-process node object directly (no services).
+
+    Kept for :mod:`avemo_ros.ros.replay`, which configures its node before anything
+    spins. The runner itself drives the node over its lifecycle services
+    (:class:`avemo_ros.ros.lifecycle_client.LifecycleClient`).
+    """
+    from rclpy.lifecycle import TransitionCallbackReturn
+
     if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
         return False
     return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description="avemo_ros perception graph in one process")
+    t = graph.TOPICS
+    ap = argparse.ArgumentParser(
+        prog="run_pipeline",
+        description="avemo_ros perception graph in one process (what "
+        "perception.launch.py starts, without ros2 launch)",
+        epilog="Arguments after --ros-args go to rclpy.init (global ROS arguments).",
+    )
     ap.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="ROS parameters YAML")
     ap.add_argument("--model-dir", help="model bundle directory (overrides the YAML)")
     ap.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"))
-    ap.add_argument("--namespace", default="")
-    ap.add_argument("--remap", action="append", default=[], metavar="FROM:=TO")
-    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
-                    help="perception_node parameter override (repeatable)")
+    ap.add_argument("--namespace", default="", help="namespace of the nodes")
+    ap.add_argument("--image", default=t["image"], help=f"camera topic (default {t['image']})")
+    ap.add_argument("--audio", default=t["audio"], help=f"microphone topic (default {t['audio']})")
+    ap.add_argument(
+        "--audio-info",
+        default=t["audio_info"],
+        help=f"microphone AudioInfo topic (default {t['audio_info']})",
+    )
+    ap.add_argument(
+        "--emotion", default=t["emotion"], help=f"output topic (default {t['emotion']})"
+    )
+    ap.add_argument(
+        "--remap",
+        action="append",
+        default=[],
+        metavar="FROM:=TO",
+        help="extra remap rule for both nodes (repeatable; wins over the topic options)",
+    )
+    ap.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="perception_node parameter override (repeatable)",
+    )
     ap.add_argument("--use-sim-time", action="store_true")
-    ap.add_argument("--no-autostart", action="store_true")
-    ap.add_argument("--file-source", nargs="+", type=Path, metavar="MEDIA",
-                    help="also play these media files as camera + microphone topics")
+    ap.add_argument(
+        "--no-autostart",
+        action="store_true",
+        help="leave perception_node unconfigured (a lifecycle manager drives it)",
+    )
+    ap.add_argument(
+        "--lifecycle-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for each lifecycle service call",
+    )
+    ap.add_argument(
+        "--file-source",
+        nargs="+",
+        type=Path,
+        metavar="MEDIA",
+        help="also play these media files as camera + microphone topics",
+    )
     ap.add_argument("--loop", action="store_true", help="loop the file source")
-    ap.add_argument("--duration", type=float, default=0.0, help="stop after this many s (0: never)")
+    ap.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many s (0: never)"
+    )
     return ap
 
 
+def _spin(executor, stop: threading.Event) -> None:
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        while not stop.is_set() and executor.context.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except (ExternalShutdownException, KeyboardInterrupt):
+        pass
+    except Exception:  # a callback raised: log it, the main thread notices the stop
+        if executor.context.ok() and not stop.is_set():  # not the shutdown racing spin_once
+            log.exception("executor stopped")
+    finally:
+        stop.set()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
+    own, ros_args = graph.split_ros_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(own)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     overrides = {}
-    if args.model_dir:
-        overrides["model_dir"] = str(Path(args.model_dir).resolve())
-    if args.backend:
-        overrides["backend"] = args.backend
     for item in args.param:
         name, sep, value = item.partition(":=")
         if not sep:
             log.error("--param %r: expected NAME:=VALUE", item)
             return 2
         overrides[name] = value
-    try:
-        with ros_context():
-            executor = SingleThreadedExecutor()
-            perception = PerceptionNode(
-                namespace=args.namespace,
-                cli_args=node_args(args.params, overrides, args.remap, args.use_sim_time))
-            executor.add_node(perception)
-            if args.file_source:
-                from .file_source import FileSource
+    # before rclpy.init: the participant reads its transport when it is created
+    log.info("%s", transport.apply().message)
 
-                paths = "[" + ",".join(f"'{p.resolve()}'" for p in args.file_source) + "]"
-                source = FileSource(namespace=args.namespace, cli_args=node_args(
-                    args.params, {"media_paths": paths, "loop": str(args.loop).lower()},
-                    args.remap, args.use_sim_time))
-                executor.add_node(source)
-            if not args.no_autostart and not autostart(perception):
-                log.error("perception_node did not configure/activate; see its log above")
+    from .compat import ros_context
+
+    remaps = list(args.remap) + graph.remap_args(
+        graph.remappings(args.image, args.audio, args.audio_info, args.emotion)
+    )
+    graph_params = graph.perception_parameters(
+        Path(args.model_dir).resolve() if args.model_dir else "",
+        args.backend or "auto",
+        args.use_sim_time,
+    )
+    if not args.model_dir:
+        del graph_params["model_dir"]  # the YAML's
+    if not args.backend:
+        del graph_params["backend"]
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="avemo_runner_") as tmp,
+            ros_context(ros_args) as context,
+        ):
+            return _run(args, Path(tmp), context, overrides, remaps, graph_params)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _run(args, tmp: Path, context, overrides: dict, remaps: list, graph_params: dict) -> int:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from .lifecycle_client import LifecycleClient, LifecycleError
+    from .perception_node import PerceptionNode
+
+    nodes: list = []
+    stop = threading.Event()
+    spinner = None
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        perception = PerceptionNode(
+            namespace=args.namespace,
+            cli_args=node_args(
+                args.params,
+                overrides,
+                remaps,
+                args.use_sim_time,
+                params_files=[write_params(tmp, "perception_node", graph_params)],
+            ),
+        )
+        nodes.append(perception)
+        source = None
+        if args.file_source:
+            from .file_source import FileSource
+
+            source = FileSource(
+                namespace=args.namespace,
+                cli_args=node_args(
+                    args.params,
+                    {},
+                    remaps,
+                    False,
+                    params_files=[
+                        write_params(
+                            tmp,
+                            "file_source",
+                            graph.file_source_parameters(
+                                [str(p.resolve()) for p in args.file_source],
+                                args.use_sim_time,
+                                loop=args.loop,
+                            ),
+                        )
+                    ],
+                ),
+            )
+            nodes.append(source)
+        client_node = rclpy.create_node(
+            "avemo_runner", namespace=args.namespace, start_parameter_services=False
+        )
+        nodes.append(client_node)
+        executor.add_node(perception)
+        executor.add_node(client_node)
+        if source is not None and args.no_autostart:
+            executor.add_node(source)
+        spinner = threading.Thread(
+            target=_spin, args=(executor, stop), name="runner_spin", daemon=True
+        )
+        spinner.start()
+        if not args.no_autostart:
+            lifecycle = LifecycleClient(client_node, perception.get_fully_qualified_name())
+            try:
+                ok, what = lifecycle.autostart(args.lifecycle_timeout)
+            except LifecycleError as e:
+                ok, what = False, str(e)
+            if not ok:
+                log.error("autostart: %s; see perception_node's log above", what)
                 return 1
-            deadline = time.monotonic() + args.duration if args.duration > 0 else None
-            while rclpy.ok() and (deadline is None or time.monotonic() < deadline):
-                executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+            log.info("autostart: %s", what)
+            if source is not None:  # play once the node listens
+                executor.add_node(source)
+        deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        while (
+            not stop.is_set()
+            and context.ok()
+            and (deadline is None or time.monotonic() < deadline)
+        ):
+            stop.wait(0.1)
+        return 0
+    finally:
+        stop.set()
+        if spinner is not None:
+            spinner.join(5.0)
+        executor.shutdown(timeout_sec=1.0)
+        for node in reversed(nodes):
+            node.destroy_node()
 
 
 if __name__ == "__main__":
