@@ -83,11 +83,9 @@ def audio_qos(reliability: str) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-#: audio_info QoS pair: audio_capture re-publishes volatile every 5 s; latched publishers
-#: need transient local. Subscribing both matches either.
-INFO_QOS = (QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE),
-            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL))
+#: audio_info QoS: volatile matches audio_capture (re-published every 5 s) and latched
+#: publishers alike (a transient-local subscription would be refused by the former).
+INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
 
 class AudioInput:
@@ -127,9 +125,8 @@ class AudioInput:
             self.msg_type, "audio", self._on_audio, audio_qos(self._cfg["audio_reliability"]),
             event_callbacks=events)]
         if self.info_type is not None:
-            for qos in INFO_QOS:
-                self._subs.append(self._node.create_subscription(
-                    self.info_type, "audio_info", self._on_info, qos))
+            self._subs.append(self._node.create_subscription(
+                self.info_type, "audio_info", self._on_info, INFO_QOS))
         return self._subs
 
     def unsubscribe(self) -> None:

@@ -7,7 +7,8 @@ Topics (relative, remap as needed):
   (``qos_profile_sensor_data``) subscriptions.
 * ``audio``: audio_common_msgs AudioStamped, AudioDataStamped or AudioData (per
   ``audio_msg_type``), RELIABLE, KEEP_LAST 50 (about 1.6 s of 32 ms chunks).
-* ``audio_info`` (legacy AudioInfo, TRANSIENT_LOCAL) for AudioDataStamped/AudioData,
+* ``audio_info`` (ros-drivers AudioInfo, TRANSIENT_LOCAL, again every 5 s like
+  audio_capture) for AudioDataStamped/AudioData,
   whose sample format is otherwise known only out of band.
 * ``~/done`` (std_msgs/Bool, RELIABLE, TRANSIENT_LOCAL, depth 1): ``False`` when playback
   starts, ``True`` when the playlist has ended (never while looping). Wait for it with
@@ -70,6 +71,7 @@ LATCHED_QOS = QoSProfile(
 )
 
 TIMER_PERIOD_S = 0.005
+INFO_PERIOD_S = 5.0
 _NS_PER_S = 1_000_000_000
 _LAG_WARN_NS = 200_000_000  # warn when publishing falls this far behind schedule
 _IMAGE_TRANSPORTS = ("raw", "compressed")
@@ -225,7 +227,8 @@ class FileSource(Node):
             self.get_logger().error("nothing to play: every playlist item failed; publishing done")
             self._finish()
             return
-        self._publish_audio_info()
+        self._publish_audio_info()  # latched, and again every 5 s as audio_capture does
+        self._info_timer = self.create_timer(INFO_PERIOD_S, self._publish_audio_info)
         self._timer = self.create_timer(TIMER_PERIOD_S, self._on_timer)
         self.get_logger().info(
             f"ready: {len(loaded)} item(s), {self._playback.playlist_span_ns / _NS_PER_S:.2f} s per pass, "
