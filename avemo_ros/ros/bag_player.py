@@ -53,6 +53,7 @@ from std_msgs.msg import Bool
 
 from .params import ParamSpec, declare, values
 from .compat import add_post_set_parameters_callback, ros_context
+from .ros_logging import route_python_logging
 
 __all__ = ["BagPlayer", "BagPlayerError", "PlaylistClock", "QOS_BY_KIND", "main", "message_class",
            "qos_for_type"]
@@ -590,6 +591,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except (BagPlayerError, ValueError) as exc:
                 rclpy.logging.get_logger("bag_player").fatal(str(exc))
                 return 1
+            route_python_logging(node)
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             try:

@@ -38,6 +38,7 @@ from ..bags import BagError, bag_info, truth_for_window
 from ..evaluation import WindowRecord, write_report
 from .params import ParamSpec, declare, values
 from .compat import ros_context
+from .ros_logging import route_python_logging
 
 __all__ = ["EvalRecorder", "EvalRecorderError", "bag_source", "main"]
 
@@ -309,6 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except (EvalRecorderError, ValueError) as exc:
                 rclpy.logging.get_logger("eval_recorder").fatal(str(exc))
                 return 1
+            route_python_logging(node)
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             try:

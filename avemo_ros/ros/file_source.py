@@ -54,6 +54,7 @@ from avemo_ros.audio_codec import (
 from avemo_ros.conversions import ConversionError, ns_to_stamp, rgb_to_compressed, rgb_to_image
 from avemo_ros.ros.audio_input import load_audio_msg_types
 from avemo_ros.ros.compat import add_post_set_parameters_callback, ros_context
+from avemo_ros.ros.ros_logging import route_python_logging
 
 __all__ = ["FileSource", "FileSourceError", "main"]
 
@@ -424,6 +425,7 @@ def main(args: Optional[list[str]] = None) -> int:
             except (FileSourceError, ParameterException) as exc:
                 rclpy.logging.get_logger("file_source").fatal(str(exc))
                 return 1
+            route_python_logging(node)
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             try:

@@ -36,6 +36,7 @@ from .audio_input import AudioInput
 from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
 from .node_status import FrameSlot, RollingTimes, node_status
 from .params import declare, values
+from .ros_logging import route_python_logging
 from .perception_params import PARAMS
 
 _STREAM_COUNTERS = {
@@ -389,6 +390,7 @@ def main(args=None) -> None:
     try:
         with ros_context(args):
             node = PerceptionNode()
+            route_python_logging(node)
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             executor.spin()
