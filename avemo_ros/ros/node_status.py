@@ -69,8 +69,8 @@ def node_status(name: str, health: Health, previous: dict[str, int], state: str,
     elif behind and level == 1:
         message = "falling behind: " + ", ".join(f"{n} {k}" for k, n in behind.items())
         if "frames_lost" in behind:
-            message += (" (camera frames lost in transport: set FASTDDS_BUILTIN_TRANSPORTS="
-                        "LARGE_DATA in the camera's process and this one, or use "
+            message += (" (camera frames lost in transport: give the camera driver's process "
+                        "the profile config/fastdds_large_data.xml, or use "
                         "image_transport:=compressed)")
     elif health.last_problem and level:
         message = health.last_problem

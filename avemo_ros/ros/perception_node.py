@@ -219,10 +219,11 @@ class PerceptionNode(LifecycleNode):
 
     def _on_frames_lost(self, info: QoSMessageLostInfo) -> None:
         self._warn("frames_lost", f"{info.total_count_change} camera frame(s) lost in transport: "
-                   "raw images need Fast DDS's large-data transport in every process of the graph "
-                   "(FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, or config/fastdds_large_data.xml as "
-                   "FASTDDS_DEFAULT_PROFILES_FILE; the launch file and runner set it) or "
-                   "image_transport:=compressed", info.total_count_change)
+                   "raw images need the large-data Fast DDS profile in the camera driver's process "
+                   "too: FASTDDS_DEFAULT_PROFILES_FILE (Humble/Jazzy: FASTRTPS_DEFAULT_PROFILES_FILE)"
+                   "=<share/avemo_ros>/config/fastdds_large_data.xml (the launch file and runner "
+                   "set it for their processes), or image_transport:=compressed",
+                   info.total_count_change)
 
     def _on_audio_lost(self, info: QoSMessageLostInfo) -> None:
         self._warn("audio_lost", f"{info.total_count_change} audio message(s) lost in transport")
