@@ -1,13 +1,17 @@
 """avemo_ros benchmark suite: one command, one table.
 
-    scripts/rosenv.sh python -m bench [--windows 50] [--hop 0.5] [--transports default,large_data]
-                                      [--skip stages,live,offline] [--node-param threads:=1]
+    scripts/rosenv.sh python -m bench [--windows 40] [--hop 0.5]
+        [--transports default,untuned,external_camera,large_data]
+        [--skip stages,live,offline] [--node-param threads:=1]
 
 Sections: per-stage costs (this process), live latency through DDS with the node, a
-publisher and this recorder in three processes (once per Fast DDS transport setting), and
-offline evaluation speed. Prints a Markdown table (machine, figures, goals) and writes it
+publisher and this recorder in three processes (once per Fast DDS transport setting, see
+bench/live.py TRANSPORTS: ``default`` is what the runner / launch file now choose with no
+user setting, ``untuned`` Fast DDS as it comes, the old default), and offline evaluation
+speed. Prints a Markdown table (machine, figures, goals) and writes it
 to bench/results/latest.md, with every number in bench/results/latest.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +30,30 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", type=Path, default=ROOT / "data" / "models" / "synthetic")
-    ap.add_argument("--windows", type=int, default=50, help="windows per live run")
+    ap.add_argument(
+        "--windows",
+        type=int,
+        default=40,
+        help="windows per live run (stream = 3 s + windows x hop)",
+    )
     ap.add_argument("--hop", type=float, default=0.5)
-    ap.add_argument("--transports", default="default,large_data",
-                    help="comma list of Fast DDS settings for the live runs: default, large_data")
-    ap.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
-                    help="extra perception_node parameter for the live runs (repeatable)")
+    ap.add_argument(
+        "--transports",
+        default="default,untuned,external_camera",
+        help="comma list of Fast DDS settings for the live runs: default, untuned, "
+        "external_camera, large_data",
+    )
+    ap.add_argument(
+        "--node-param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra perception_node parameter for the live runs (repeatable)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="threads for the per-stage timings")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: stages, live, offline")
+    ap.add_argument(
+        "--skip", default="", help="comma list of sections to skip: stages, live, offline"
+    )
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.md / latest.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -47,26 +67,56 @@ def main(argv=None) -> int:
 
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     t0 = time.monotonic()
-    res = {"command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": machine_info(), "load_start": load_average()}
+    res = {
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_start": load_average(),
+    }
     if "live" not in skip:
         import rclpy
 
         from avemo_ros.ros.harness import Recorder
 
+        from avemo_ros.ros.transport import USER_VARS
+
+        for var in USER_VARS:  # every row sets its own transport, from nothing
+            if os.environ.pop(var, None) is not None:
+                print(
+                    f"note: {var} ignored: each live row sets its own transport", file=sys.stderr
+                )
+        unknown = [
+            t for t in args.transports.split(",") if t.strip() and t.strip() not in live.TRANSPORTS
+        ]
+        if unknown:
+            print(
+                f"unknown transport(s) {unknown}: choose from {sorted(live.TRANSPORTS)}",
+                file=sys.stderr,
+            )
+            return 2
         rclpy.init()
         recorder = Recorder("bench_recorder")
         res["live"] = []
         try:
             for transport in [t.strip() for t in args.transports.split(",") if t.strip()]:
-                print(f"live run: {transport} transport, {args.windows} windows ...", file=sys.stderr)
+                print(
+                    f"live run: {transport} transport, {args.windows} windows ...", file=sys.stderr
+                )
                 try:
-                    res["live"].append(live.run_live(args.model_dir, windows=args.windows, hop_s=args.hop,
-                                                     transport=transport, node_params=tuple(args.node_param),
-                                                     recorder=recorder))
+                    res["live"].append(
+                        live.run_live(
+                            args.model_dir,
+                            windows=args.windows,
+                            hop_s=args.hop,
+                            transport=transport,
+                            node_params=tuple(args.node_param),
+                            recorder=recorder,
+                        )
+                    )
                 except Exception as e:  # one failed run must not hide the others
-                    res["live"].append({"transport": transport, "error": f"{type(e).__name__}: {e}"})
+                    res["live"].append(
+                        {"transport": transport, "error": f"{type(e).__name__}: {e}"}
+                    )
         finally:
             recorder.close()
             rclpy.shutdown()

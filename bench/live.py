@@ -6,6 +6,7 @@ and a 16 kHz microphone in real time; this process only records the estimates (r
 time on the system clock) and /diagnostics. Three processes, so neither the publisher
 nor the recorder competes for the node's GIL.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,63 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from .timing import percentiles
 
 NS = 1_000_000_000
 HERE = Path(__file__).resolve().parent
+PROFILE = HERE.parent / "config" / "fastdds_large_data.xml"
+UNTUNED = {"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"}  # "Fast DDS as it comes", said explicitly
+GRAPH = "graph"  # the publisher gets what the launch file / runner choose (transport.choose)
+#: name -> (what it is, node process env, publisher process env). Every row starts from
+#: an environment without any Fast DDS setting of the user's.
 TRANSPORTS = {
-    "default": {},
-    "large_data": {"FASTDDS_DEFAULT_PROFILES_FILE": str(HERE.parent / "config" / "fastdds_large_data.xml")},
+    "default": (
+        "no setting: the runner's own choice in the node, the launch file's in the "
+        "publisher",
+        {},
+        GRAPH,
+    ),
+    "external_camera": (
+        "no setting; the runner tunes the node, the publisher (a camera driver "
+        "started elsewhere) is Fast DDS as it comes",
+        {},
+        {},
+    ),
+    "untuned": (
+        "Fast DDS as it comes in both (FASTDDS_BUILTIN_TRANSPORTS=DEFAULT; the "
+        "old default)",
+        UNTUNED,
+        UNTUNED,
+    ),
+    "large_data": (
+        "tuned by hand: FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds_large_data.xml in both",
+        {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)},
+        {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)},
+    ),
 }
+
+
+def _clean_env() -> dict:
+    """This process's ROS environment without any Fast DDS transport setting."""
+    from avemo_ros.ros import harness as h
+    from avemo_ros.ros.transport import USER_VARS
+
+    env = h.ros_env()
+    for var in USER_VARS:
+        env.pop(var, None)
+    return env
+
+
+def transport_envs(transport: str) -> tuple[str, dict, dict]:
+    """(description, node env, publisher env) of a TRANSPORTS row, as full environments."""
+    from avemo_ros.ros.transport import choose
+
+    what, node_env, pub_env = TRANSPORTS[transport]
+    base = _clean_env()
+    node_full = {**base, **node_env}
+    pub_full = {**base, **(choose(base, PROFILE).env if pub_env == GRAPH else pub_env)}
+    return what, node_full, pub_full
 
 
 def proc_stats(pid: int) -> dict:
@@ -46,21 +94,40 @@ def torch_loaded(pid: int) -> bool:
     return "libtorch" in maps or "/torch/_C" in maps
 
 
-def run_live(bundle: Path, *, windows: int = 50, hop_s: float = 0.5, transport: str = "default",
-             node_params: tuple[str, ...] = (), recorder=None) -> dict:
+def run_live(
+    bundle: Path,
+    *,
+    windows: int = 50,
+    hop_s: float = 0.5,
+    transport: str = "default",
+    node_params: tuple[str, ...] = (),
+    recorder=None,
+) -> dict:
     """One live run; ``recorder``: a harness.Recorder in this process (rclpy initialised)."""
     from avemo_ros.ros import harness as h
 
     stream_s = 3.0 + windows * hop_s + 0.2
-    env = TRANSPORTS[transport]
+    what, node_env, pub_env = transport_envs(transport)
     recorder.clear()
     t_launch = time.monotonic()
-    node = h.PerceptionProcess(bundle, f"hop_s:={hop_s}", *node_params, env=env)
+    node = h.PerceptionProcess(bundle, f"hop_s:={hop_s}", *node_params, env=node_env)
     lag_file = Path(tempfile.mkstemp(prefix="avemo_pub_", suffix=".json")[1])
-    pub = subprocess.Popen([sys.executable, "-m", "bench.publisher", "--seconds", str(stream_s),
-                            "--json", str(lag_file)], env={**h.ros_env(), **env},
-                           cwd=str(HERE.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True)
+    pub = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.publisher",
+            "--seconds",
+            str(stream_s),
+            "--json",
+            str(lag_file),
+        ],
+        env=pub_env,
+        cwd=str(HERE.parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     samples = []  # (time.time_ns(), proc_stats)
     try:
         deadline = time.monotonic() + stream_s + 180
@@ -101,8 +168,21 @@ def run_live(bundle: Path, *, windows: int = 50, hop_s: float = 0.5, transport: 
     pub_lat = [m.latency * 1e3 for _, m in got]
     compute = [m.inference_time * 1e3 for _, m in got]
     timing_keys = [k for k in counters if k.endswith("_ms")]
+    node_transport = next(
+        (line.split("]: ", 1)[-1] for line in node_log.splitlines() if "DDS transport:" in line),
+        "",
+    )
+    fastdds = (
+        "FASTDDS_DEFAULT_PROFILES_FILE",
+        "FASTRTPS_DEFAULT_PROFILES_FILE",
+        "FASTDDS_BUILTIN_TRANSPORTS",
+    )
     return {
         "transport": transport,
+        "transport_description": what,
+        "node_transport": node_transport,
+        "node_env": {k: node_env[k] for k in fastdds if k in node_env},
+        "publisher_env": {k: pub_env[k] for k in fastdds if k in pub_env},
         "hop_s": hop_s,
         "stream_s": round(stream_s, 2),
         "node_params": list(node_params),
@@ -113,17 +193,24 @@ def run_live(bundle: Path, *, windows: int = 50, hop_s: float = 0.5, transport: 
         "latency_at_publication_ms": percentiles(pub_lat),
         "window_compute_ms": percentiles(compute, (50, 95)),
         "node_breakdown_ms": {k[:-3]: counters[k] for k in timing_keys},
-        "publisher_lag_ms": {k: percentiles(v, (50, 95, 99)) for k, v in published["lag_ms"].items()},
+        "publisher_lag_ms": {
+            k: percentiles(v, (50, 95, 99)) for k, v in published["lag_ms"].items()
+        },
         "frames_published": published["frames"],
         "frames_received": int(counters.get("frames_received", 0)),
         "frames_lost_in_transport": int(counters.get("frames_lost", 0)),
         "frames_unused": int(counters.get("frames_unused", 0)),
         "audio_chunks_published": published["audio_chunks"],
         "audio_chunks_received": int(counters.get("audio_chunks_received", 0)),
-        "stream_start_to_first_estimate_s": round((min(rx for rx, _ in got) - base) / NS, 3) if got else None,
+        "audio_lost_in_transport": int(counters.get("audio_lost", 0)),
+        "stream_start_to_first_estimate_s": round((min(rx for rx, _ in got) - base) / NS, 3)
+        if got
+        else None,
         "node_cpu_share_of_one_core": round(cpu_share, 3),
         "node_rss_mb": round(final["rss"] / 2**20, 1),
-        "node_peak_rss_mb": round(max([final["peak_rss"]] + [s["peak_rss"] for _, s in samples]) / 2**20, 1),
+        "node_peak_rss_mb": round(
+            max([final["peak_rss"]] + [s["peak_rss"] for _, s in samples]) / 2**20, 1
+        ),
         "torch_in_node": torch_in_node,
         "modalities": sorted({int(m.modalities) for _, m in got}),
         "launch_to_end_s": round(time.monotonic() - t_launch, 1),

@@ -2,11 +2,17 @@
 
     python -m bench.publisher --seconds 28 --json lag.json
 
-Publishes 640x480 bgr8 frames at 30 fps (half a frame out of phase with the window grid)
-and 32 ms AudioStamped int16 chunks at 16 kHz in real time (a synthetic held-out clip, looped with continuing stamps; header stamp = the
-scheduled time on the system clock) once a subscriber exists on both topics, and writes
-how late each publish call returned relative to its stamp (publisher lag).
+Publishes 640x480 bgr8 frames at 30 fps on ``image`` (half a frame out of phase with the
+window grid) and 32 ms chunks of 16 kHz S16LE audio in real time (a synthetic held-out
+clip, looped with continuing stamps; header stamp = the scheduled time on the system
+clock) once a subscriber exists on both topics, and writes how late each publish call
+returned relative to its stamp (publisher lag). The microphone is published where the
+perception graph listens by default (``avemo_ros.ros.graph.TOPICS``): AudioDataStamped on
+``/audio/audio_stamped`` with a latched AudioInfo (wave, S16LE, 1 ch, 16 kHz) on
+``/audio/audio_info``, as ros-drivers audio_capture with ``format: wave``;
+``--audio-type AudioStamped`` publishes the mgonzs13 type on ``--audio-topic`` instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,34 +33,70 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
     ap.add_argument("--chunk", type=int, default=512, help="audio samples per message")
-    ap.add_argument("--camera-phase", type=float, default=0.5,
-                    help="camera stamps lag the audio clock by this fraction of a frame interval "
-                         "(a real camera is not aligned with the window grid)")
-    ap.add_argument("--wait", type=float, default=120.0, help="max seconds to wait for subscribers")
+    ap.add_argument(
+        "--camera-phase",
+        type=float,
+        default=0.5,
+        help="camera stamps lag the audio clock by this fraction of a frame interval "
+        "(a real camera is not aligned with the window grid)",
+    )
+    ap.add_argument(
+        "--wait", type=float, default=120.0, help="max seconds to wait for subscribers"
+    )
+    ap.add_argument(
+        "--audio-type", choices=("AudioDataStamped", "AudioStamped"), default="AudioDataStamped"
+    )
+    ap.add_argument("--audio-topic", help="default: the graph's audio topic")
     ap.add_argument("--json", type=Path, required=True)
     args = ap.parse_args(argv)
 
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
     import audio_common_msgs.msg as acm
 
     from avemo_ros.audio_features import resample
     from avemo_ros import audio_codec, conversions as conv
+    from avemo_ros.ros.graph import TOPICS
     from training.synthetic import render_clip
 
     w, h = (int(v) for v in args.size.split("x"))
-    frames, audio, rate = render_clip("happy", 20, duration_s=4.0, seed=5, size=(w, h), intensity=2)
+    frames, audio, rate = render_clip(
+        "happy", 20, duration_s=4.0, seed=5, size=(w, h), intensity=2
+    )
     audio = resample(audio, rate, 16000)
     bgr = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # bgr8 pixels, converted once
     rclpy.init()
     node = rclpy.create_node("bench_publisher")
     image_pub = node.create_publisher(Image, "image", 10)
-    audio_pub = node.create_publisher(acm.AudioStamped, "audio",
-                                      QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    stamped = args.audio_type == "AudioStamped"
+    audio_pub = node.create_publisher(
+        getattr(acm, args.audio_type),
+        args.audio_topic or TOPICS["audio"],
+        QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE),
+    )
+    if not stamped:  # latched, like a driver that publishes its format once
+        info_pub = node.create_publisher(
+            acm.AudioInfo,
+            TOPICS["audio_info"],
+            QoSProfile(
+                depth=1,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            ),
+        )
+        info_pub.publish(
+            acm.AudioInfo(
+                channels=1,
+                sample_rate=16000,
+                sample_format="S16LE",
+                bitrate=256000,
+                coding_format="wave",
+            )
+        )
     deadline = time.monotonic() + args.wait
-    while (image_pub.get_subscription_count() == 0 or audio_pub.get_subscription_count() == 0):
+    while image_pub.get_subscription_count() == 0 or audio_pub.get_subscription_count() == 0:
         if time.monotonic() > deadline:
             print("no subscriber on image and audio", file=sys.stderr)
             return 1
@@ -77,8 +119,13 @@ def main(argv=None) -> int:
         if delay > 0:
             time.sleep(delay)
         if t_frame <= due_audio:
-            msg = Image(height=template.height, width=template.width, encoding="bgr8",
-                        is_bigendian=0, step=template.step)
+            msg = Image(
+                height=template.height,
+                width=template.width,
+                encoding="bgr8",
+                is_bigendian=0,
+                step=template.step,
+            )
             msg.header.frame_id = "camera"
             msg.header.stamp = conv.ns_to_stamp(base + int(round(t_frame * NS)))
             data = array.array("B")
@@ -89,17 +136,29 @@ def main(argv=None) -> int:
             fi += 1
         else:
             a = int(round((t_audio % clip_s) * 16000))
-            samples = audio[a:a + args.chunk]
+            samples = audio[a : a + args.chunk]
             if len(samples) < args.chunk:
-                samples = np.concatenate([samples, audio[:args.chunk - len(samples)]])
-            audio_pub.publish(audio_codec.chunk_to_audio_stamped(
-                samples, 16000, base + int(round(t_audio * NS)), "microphone", acm))
+                samples = np.concatenate([samples, audio[: args.chunk - len(samples)]])
+            stamp_ns = base + int(round(t_audio * NS))
+            if stamped:
+                audio_pub.publish(
+                    audio_codec.chunk_to_audio_stamped(samples, 16000, stamp_ns, "microphone", acm)
+                )
+            else:
+                msg = acm.AudioDataStamped()
+                msg.header.stamp = conv.ns_to_stamp(stamp_ns)
+                msg.header.frame_id = "microphone"
+                msg.audio.data = array.array(
+                    "B", audio_codec.chunk_to_audio_data_bytes(samples, "S16LE")
+                )
+                audio_pub.publish(msg)
             if ai:
                 lag["audio"].append((time.time_ns() - base) / 1e6 - due_audio * 1e3)
             ai += 1
     time.sleep(0.5)
-    args.json.write_text(json.dumps({"base_ns": base, "frames": fi, "audio_chunks": ai,
-                                     "lag_ms": lag}))
+    args.json.write_text(
+        json.dumps({"base_ns": base, "frames": fi, "audio_chunks": ai, "lag_ms": lag})
+    )
     node.destroy_node()
     rclpy.shutdown()
     return 0

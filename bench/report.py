@@ -1,4 +1,5 @@
 """The benchmark's Markdown report: machine, headline figures next to their goals, stages."""
+
 from __future__ import annotations
 
 GOALS = {
@@ -10,7 +11,10 @@ GOALS = {
 
 
 def _ms(d: dict, keys=("p50", "p95", "p99")) -> str:
-    return " / ".join(f"{d[k]:.0f}" if d.get(k) == d.get(k) else "n/a" for k in keys if k in d) + " ms"
+    return (
+        " / ".join(f"{d[k]:.0f}" if d.get(k) == d.get(k) else "n/a" for k in keys if k in d)
+        + " ms"
+    )
 
 
 def _mark(ok) -> str:
@@ -25,9 +29,12 @@ def render(res: dict) -> str:
     """Markdown for the whole result dict of ``bench.__main__``."""
     m = res["machine"]
     lines = [
-        "# avemo_ros benchmark", "",
-        f"Run {res['date']} in {res['duration_s']:.0f} s with `{res['command']}`.", "",
-        "| machine | |", "|---|---|",
+        "# avemo_ros benchmark",
+        "",
+        f"Run {res['date']} in {res['duration_s']:.0f} s with `{res['command']}`.",
+        "",
+        "| machine | |",
+        "|---|---|",
         f"| CPU | {m['cpu']}, {m['cores']} cores |",
         f"| memory | {m['ram_gib']} GiB |",
         f"| OS | {m['os']} |",
@@ -37,98 +44,163 @@ def render(res: dict) -> str:
         f"| git commit | {m['git_commit']} |",
         f"| load average at start / end (other processes on these cores) | "
         f"{res['load_start'][0]:.1f} / {res['load_end'][0]:.1f} |",
-        "", "## Figures and goals", "",
-        "| what | figure | goal |", "|---|---|---|",
+        "",
+        "## Figures and goals",
+        "",
+        "| what | figure | goal |",
+        "|---|---|---|",
     ]
+    live_runs = [r for r in res.get("live", []) if "error" not in r]
+    if live_runs:
+        insert_at = len(lines) - 4  # before "## Figures and goals"
+        table = [
+            "## Live runs side by side (640x480 bgr8 @ 30 fps + 16 kHz mic, node / publisher / "
+            "recorder in three processes)",
+            "",
+            "| Fast DDS setting | frames received / published (lost) | estimates / windows due, "
+            "dropped | audio chunks received / published | latency p50 / p95 at a subscriber |",
+            "|---|---|---|---|---|",
+        ]
+        for run in live_runs:
+            lat = run["latency_at_subscriber_ms"]
+            table.append(
+                f"| `{run['transport']}`: {run.get('transport_description', '')} | "
+                f"{run['frames_received']} / {run['frames_published']} "
+                f"({run['frames_lost_in_transport']}) | "
+                f"{run['estimates_received']} / {run['windows_expected']}, "
+                f"{run['windows_dropped']} | "
+                f"{run['audio_chunks_received']} / {run['audio_chunks_published']} | "
+                f"{_ms(lat, ('p50', 'p95'))} |"
+            )
+        notes = sorted({r["node_transport"] for r in live_runs if r.get("node_transport")})
+        table += [""] + [f"Runner log: {n}" for n in notes] + [""]
+        lines[insert_at:insert_at] = table
     for run in res.get("live", []):
         if "error" in run:
-            lines.append(f"| live run, {run['transport']} transport | failed: {run['error'][:200]} | |")
+            lines.append(
+                f"| live run, {run['transport']} transport | failed: {run['error'][:200]} | |"
+            )
             continue
         t = run["transport"]
         lat = run["latency_at_subscriber_ms"]
         ok = lat["p95"] <= GOALS["latency_p95_ms"]
-        what = ("default Fast DDS" if t == "default" else
-                "Fast DDS large-data profile (`config/fastdds_large_data.xml`)")
+        what = f"`{t}` Fast DDS setting"
         lines += [
             f"| window end -> EmotionEstimate at a subscriber, p50 / p95 / p99 ({what}; "
-            f"640x480 bgr8 @ 30 fps + 16 kHz mic, hop {run['hop_s']} s, {run['estimates_received']} "
-            f"windows) | {_ms(lat)}{_mark(ok)} | p95 <= {GOALS['latency_p95_ms']:.0f} ms on 2 cores |",
+            f"640x480 bgr8 @ 30 fps + 16 kHz mic, hop {run['hop_s']} s, "
+            f"{run['estimates_received']} "
+            f"windows) | {_ms(lat)}{_mark(ok)} | p95 <= {GOALS['latency_p95_ms']:.0f} ms on 2 "
+            "cores |",
             f"| ... at publication in the node (EmotionEstimate.latency) | "
             f"{_ms(run['latency_at_publication_ms'])} | |",
             f"| ... estimates received / windows due; dropped because behind | "
-            f"{run['estimates_received']} / {run['windows_expected']}; {run['windows_dropped']} | all, 0 |",
-            f"| ... camera frames received / published (lost in transport) | {run['frames_received']} / "
+            f"{run['estimates_received']} / {run['windows_expected']}; {run['windows_dropped']} "
+            "| all, 0 |",
+            "| ... camera frames received / published (lost in transport) | "
+            f"{run['frames_received']} / "
             f"{run['frames_published']} ({run['frames_lost_in_transport']}) | |",
         ]
         bd = run["node_breakdown_ms"]
-        for key, label in (("image_arrival_lag", "frame arrival lag (stamp -> callback)"),
-                           ("audio_arrival_lag", "audio arrival lag (chunk end -> callback)"),
-                           ("window_ready_lag", "window ready lag (end -> both streams past it)"),
-                           ("queue_wait", "queue wait (ready -> worker starts)"),
-                           ("window_compute", "window compute (features + networks)")):
+        for key, label in (
+            ("image_arrival_lag", "frame arrival lag (stamp -> callback)"),
+            ("audio_arrival_lag", "audio arrival lag (chunk end -> callback)"),
+            ("window_ready_lag", "window ready lag (end -> both streams past it)"),
+            ("queue_wait", "queue wait (ready -> worker starts)"),
+            ("window_compute", "window compute (features + networks)"),
+        ):
             if key in bd:
                 lines.append(f"| ... {label} | {bd[key]} ms | |")
         pl = run["publisher_lag_ms"]
-        lines.append(f"| ... publisher lag behind the stamps, p50 / p95 (separate process): image, audio | "
-                     f"{pl['image']['p50']:.1f} / {pl['image']['p95']:.1f}, {pl['audio']['p50']:.1f} / "
-                     f"{pl['audio']['p95']:.1f} ms | |")
+        lines.append(
+            f"| ... publisher lag behind the stamps, p50 / p95 (separate process): image, audio | "
+            f"{pl['image']['p50']:.1f} / {pl['image']['p95']:.1f}, {pl['audio']['p50']:.1f} / "
+            f"{pl['audio']['p95']:.1f} ms | |"
+        )
         cpu_ok = run["node_cpu_share_of_one_core"] <= GOALS["cpu_share"]
         rss_ok = run["node_peak_rss_mb"] <= GOALS["rss_mb"]
         lines += [
-            f"| ... perception node CPU (steady state) | {100 * run['node_cpu_share_of_one_core']:.0f}% "
+            "| ... perception node CPU (steady state) | "
+            f"{100 * run['node_cpu_share_of_one_core']:.0f}% "
             f"of one core{_mark(cpu_ok)} | <= {100 * GOALS['cpu_share']:.0f}% |",
             f"| ... perception node peak RSS | {run['node_peak_rss_mb']:.0f} MB{_mark(rss_ok)} | "
             f"<= {GOALS['rss_mb']:.0f} MB |",
             f"| ... torch imported by the node process | {'yes' if run['torch_in_node'] else 'no'}"
             f"{_mark(not run['torch_in_node'])} | no |",
-            f"| ... first input message -> first estimate | {run['stream_start_to_first_estimate_s']} s | "
+            "| ... first input message -> first estimate | "
+            f"{run['stream_start_to_first_estimate_s']} s | "
             "3 s of input + latency |",
         ]
     off = res.get("offline")
     if off is None or "pending" in off:
-        lines.append(f"| offline evaluation speed | pending ({(off or {}).get('pending', 'not run')}) | "
-                     f">= {GOALS['offline_x_realtime']:.0f}x real time |")
+        lines.append(
+            f"| offline evaluation speed | pending ({(off or {}).get('pending', 'not run')}) | "
+            f">= {GOALS['offline_x_realtime']:.0f}x real time |"
+        )
     elif "error" in off:
-        lines.append(f"| offline evaluation speed | failed: {off['error'][:200]} | "
-                     f">= {GOALS['offline_x_realtime']:.0f}x real time |")
+        lines.append(
+            f"| offline evaluation speed | failed: {off['error'][:200]} | "
+            f">= {GOALS['offline_x_realtime']:.0f}x real time |"
+        )
     else:
         ok = off["realtime_factor"] >= GOALS["offline_x_realtime"]
         lines.append(
-            f"| offline evaluation speed (`evaluate_bags`, MCAP {off['bag_mb']:.0f} MB, raw 640x480 @ 30 fps, "
-            f"{off['seconds_of_media']:.1f} s of media, hop {off['hop_s']} s, {off['windows']} windows) | "
-            f"{off['realtime_factor']:.1f}x real time ({off['realtime_factor_without_model_load']:.1f}x "
-            f"without model loading){_mark(ok)} | >= {GOALS['offline_x_realtime']:.0f}x |")
+            f"| offline evaluation speed (`evaluate_bags`, MCAP {off['bag_mb']:.0f} MB, raw "
+            "640x480 @ 30 fps, "
+            f"{off['seconds_of_media']:.1f} s of media, hop {off['hop_s']} s, {off['windows']} "
+            "windows) | "
+            f"{off['realtime_factor']:.1f}x real time "
+            f"({off['realtime_factor_without_model_load']:.1f}x "
+            f"without model loading){_mark(ok)} | >= {GOALS['offline_x_realtime']:.0f}x |"
+        )
     st = res.get("stages")
     if st:
-        lines += ["", f"## Per-stage cost (this process, {st['threads']} thread; median of repeated runs)", "",
-                  "| stage | time | note |", "|---|---|---|"]
+        lines += [
+            "",
+            f"## Per-stage cost (this process, {st['threads']} thread; median of repeated runs)",
+            "",
+            "| stage | time | note |",
+            "|---|---|---|",
+        ]
         i = st["inputs"]
         lines += [
-            f"| rclpy deserialization of one 640x480 bgr8 Image | {_stage(i['rclpy_image_deserialize'])} | "
+            "| rclpy deserialization of one 640x480 bgr8 Image | "
+            f"{_stage(i['rclpy_image_deserialize'])} | "
             "paid by the node for every frame |",
             f"| Image -> grey | {_stage(i['image_to_grey'])} | kept frames only |",
-            f"| face detection (Haar, 320 px wide) per frame | {_stage(i['face_detection_per_frame'])} | "
+            "| face detection (Haar, 320 px wide) per frame | "
+            f"{_stage(i['face_detection_per_frame'])} | "
             f"kept frames only, ahead of the window end; faces found {i['faces_found']} |",
-            f"| face-stack building (20 crops, 100x60) | {_stage(i['face_stack_build'])} | per window |",
-            f"| audio features (3 s, 200x300 spectrogram) | {_stage(i['audio_features'])} | per window |",
+            f"| face-stack building (20 crops, 100x60) | {_stage(i['face_stack_build'])} | per "
+            "window |",
+            f"| audio features (3 s, 200x300 spectrogram) | {_stage(i['audio_features'])} | per "
+            "window |",
         ]
         w = st["window"]
-        for key, label in (("window_cold_20_detections", "whole window, cold (20 detections)"),
-                           ("window_steady_2_new_frames", "whole window, node steady state (2 new detections)")):
+        for key, label in (
+            ("window_cold_20_detections", "whole window, cold (20 detections)"),
+            ("window_steady_2_new_frames", "whole window, node steady state (2 new detections)"),
+        ):
             parts = ", ".join(f"{k} {v:.1f}" for k, v in w[key]["parts_ms"].items())
             lines.append(f"| {label} | {w[key]['median_ms']:.1f} ms | {parts} ms |")
         for role, n in st["networks"].items():
-            lines.append(f"| {role} network `{n['architecture']}`, ONNX Runtime (bundle) | "
-                         f"{_stage(n['onnxruntime_bundle'])} | {n['bundle_params']} parameters |")
+            lines.append(
+                f"| {role} network `{n['architecture']}`, ONNX Runtime (bundle) | "
+                f"{_stage(n['onnxruntime_bundle'])} | {n['bundle_params']} parameters |"
+            )
             if "torch_eager" in n:
-                note = f"identical weights (fresh `{n['torch_model']}`, exported here), max abs diff " \
-                       f"{n['max_abs_diff']:.1e}"
+                note = (
+                    f"identical weights (fresh `{n['torch_model']}`, exported here), max abs diff "
+                    f"{n['max_abs_diff']:.1e}"
+                )
                 if n.get("note"):
                     note += f"; {n['note']}"
                 lines += [
-                    f"| ... same architecture: ONNX Runtime / PyTorch eager | {n['onnxruntime_fresh']['median_ms']:.2f}"
-                    f" / {n['torch_eager']['median_ms']:.2f} ms = PyTorch {n['torch_over_onnxruntime']:.2f}x "
-                    f"ONNX Runtime | {note} |"]
+                    "| ... same architecture: ONNX Runtime / PyTorch eager | "
+                    f"{n['onnxruntime_fresh']['median_ms']:.2f}"
+                    f" / {n['torch_eager']['median_ms']:.2f} ms = PyTorch "
+                    f"{n['torch_over_onnxruntime']:.2f}x "
+                    f"ONNX Runtime | {note} |"
+                ]
             else:
                 lines.append(f"| ... PyTorch eager | {n.get('torch', 'n/a')} | |")
     lines += ["", "Goals from issue 4. A ❌ figure is discussed in the README's measured section."]
