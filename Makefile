@@ -1,36 +1,69 @@
 # avemo_ros — one-step targets. `make demo` and `make test` work on a fresh machine.
+#
+# AVEMO_ROS_DISTRO=kilted|jazzy (default kilted) picks the ROS 2 wheels where no ROS 2 is
+# sourced; each distro has its own venv (~/.cache/avemo_ros/venv-<distro>) and install
+# space (install/<distro>). A sourced ROS 2 always wins (see scripts/setup.sh).
 SHELL := /bin/bash
-VENV ?= $(or $(AVEMO_VENV),$(HOME)/.cache/avemo_ros/venv)
-export AVEMO_VENV := $(VENV)
+AVEMO_ROS_DISTRO ?= kilted
+export AVEMO_ROS_DISTRO
+DISTROS := kilted jazzy
+OTHER_DISTRO := $(firstword $(filter-out $(AVEMO_ROS_DISTRO),$(DISTROS)))
 RUN := scripts/rosenv.sh
-PY := $(VENV)/bin/python
+PYTEST := python -m pytest -q
 DATA ?= data
 BUNDLE ?= $(DATA)/models/synthetic
 
-.PHONY: setup build data model demo test bench clean
+# $(call suite,DISTRO): the whole suite, both audio_common_msgs flavours
+# (the caller's `model` prerequisite has set that distro up)
+define suite
+	AVEMO_ROS_DISTRO=$(1) $(RUN) --audio-flavour ros_drivers $(PYTEST) test
+	AVEMO_ROS_DISTRO=$(1) $(RUN) --audio-flavour mgonzs13 $(PYTEST) -m mgonzs13_audio test
+endef
+.PHONY: setup build data model demo test test-kilted test-jazzy test-ros-kilted test-ros-jazzy \
+	setup-kilted setup-jazzy bench clean
 
-setup:  ## venv, ROS 2 (sourced or PyPI wheels), Python deps, colcon build
+setup:  ## venv, ROS 2 (sourced or PyPI wheels of AVEMO_ROS_DISTRO), Python deps, colcon build
 	scripts/setup.sh
+
+setup-kilted setup-jazzy: setup-%:  ## set up that distro's wheels environment
+	scripts/setup.sh
+
+# The per-distro targets set AVEMO_ROS_DISTRO for their prerequisites (setup, model) too.
+setup-kilted test-kilted test-ros-kilted: override AVEMO_ROS_DISTRO = kilted
+setup-jazzy test-jazzy test-ros-jazzy: override AVEMO_ROS_DISTRO = jazzy
 
 build: setup
 
 data: setup  ## the synthetic RAVDESS-layout dataset
-	$(PY) -m training.synthetic --root $(DATA)/synthetic
+	$(RUN) python -m training.synthetic --root $(DATA)/synthetic
 
 $(BUNDLE)/manifest.json:
 	$(MAKE) setup
-	$(PY) -m training.train synthetic.yaml --data $(DATA)/synthetic --out $(DATA)/runs/synthetic \
-		--bundle $(BUNDLE) --cache $(DATA)/cache
+	$(RUN) python -m training.train synthetic.yaml --data $(DATA)/synthetic \
+		--out $(DATA)/runs/synthetic --bundle $(BUNDLE) --cache $(DATA)/cache
 
 model: setup $(BUNDLE)/manifest.json  ## train the three networks and export the bundle
 
 demo: model  ## play held-out synthetic clips through the nodes and print the estimates
-	$(PY) -m training.demo_clips --out $(DATA)/demo
+	$(RUN) python -m training.demo_clips --out $(DATA)/demo
 	$(RUN) python -m avemo_ros.ros.demo --model-dir $(BUNDLE) --media $(DATA)/demo/*.mp4
 
-test: model  ## the whole suite: both audio_common_msgs flavours
-	$(RUN) --audio-flavour ros_drivers python -m pytest -q test
-	$(RUN) --audio-flavour mgonzs13 python -m pytest -q -m mgonzs13_audio test
+# Under a sourced ROS 2 (which wins over any AVEMO_ROS_DISTRO) there is no second distro.
+# AVEMO_VENV names the first distro's venv: the other one uses its default venv.
+test: model  ## whole suite on AVEMO_ROS_DISTRO (both audio flavours), rclpy tests on the other distro
+	$(call suite,$(AVEMO_ROS_DISTRO))
+	@if scripts/setup.sh --print-env | grep -q '^AVEMO_ROS_MODE=sourced'; then \
+	  echo "[make] a ROS 2 is sourced: no $(OTHER_DISTRO) wheels pass"; \
+	else \
+	  env -u AVEMO_VENV $(MAKE) --no-print-directory test-ros-$(OTHER_DISTRO); \
+	fi
 
-clean:
+test-kilted test-jazzy: test-%: model  ## the whole suite on that distro's wheels
+	$(call suite,$*)
+
+test-ros-kilted test-ros-jazzy: test-ros-%: model  ## only the tests that use rclpy (marker `ros`), both flavours
+	$(RUN) --audio-flavour ros_drivers $(PYTEST) -m ros test
+	$(RUN) --audio-flavour mgonzs13 $(PYTEST) -m "ros and mgonzs13_audio" test
+
+clean:  ## build and install spaces of every distro (the venvs stay in ~/.cache/avemo_ros)
 	rm -rf build install log
