@@ -94,10 +94,12 @@ def _check_layout(n_values: int, channels: int, sample_rate: int, what: str) -> 
     if n_values == 0:
         raise ConversionError(f"{what}: empty audio data")
     if n_values % channels:
-        raise ConversionError(f"{what}: {n_values} samples is not a multiple of {channels} channels")
+        raise ConversionError(
+            f"{what}: {n_values} samples is not a multiple of {channels} channels")
 
 
-def _to_float(values: np.ndarray, scale: float, offset: float, channels: int, what: str) -> np.ndarray:
+def _to_float(values: np.ndarray, scale: float, offset: float, channels: int,
+              what: str) -> np.ndarray:
     """Integer/float samples -> ``(n, channels)`` float32 in [-1, 1]."""
     out = values.astype(np.float32)  # the one copy
     if values.dtype.kind == "f":
@@ -125,7 +127,8 @@ def audio_stamped_to_chunk(msg: Any) -> AudioChunk:
         fmt, channels, rate = int(info.format), int(info.channels), int(info.rate)
     except AttributeError as exc:
         raise ConversionError(
-            f"expected an AudioStamped message (header, audio.info, audio.audio_data), got {type(msg).__name__}"
+            "expected an AudioStamped message (header, audio.info, audio.audio_data), "
+            f"got {type(msg).__name__}"
         ) from exc
     if fmt not in _PA_FORMATS:
         known = ", ".join(f"{code}={v[0]}" for code, v in _PA_FORMATS.items())
@@ -150,7 +153,8 @@ def _legacy_format(sample_format: str) -> tuple:
     key = str(sample_format).strip().upper()
     if key not in LEGACY_SAMPLE_FORMATS:
         raise UnsupportedAudio(
-            f"unsupported sample_format {sample_format!r} (supported: {', '.join(LEGACY_SAMPLE_FORMATS)})"
+            f"unsupported sample_format {sample_format!r} "
+            f"(supported: {', '.join(LEGACY_SAMPLE_FORMATS)})"
         )
     return (key,) + LEGACY_SAMPLE_FORMATS[key]
 
@@ -173,7 +177,8 @@ def audio_bytes_to_chunk(
     raw = to_uint8_array(data)
     width = sample_width(key)
     if raw.size % width:
-        raise ConversionError(f"{what}: {raw.size} bytes is not a whole number of {width}-byte samples")
+        raise ConversionError(
+            f"{what}: {raw.size} bytes is not a whole number of {width}-byte samples")
     n_values = raw.size // width
     _check_layout(n_values, int(channels), int(sample_rate), what)
     if dtype is None:  # packed 24 bit: widen to int32 with the sample in the top 3 bytes
@@ -194,7 +199,8 @@ def _samples_2d(samples: Any) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[1] < 1:
-        raise ConversionError(f"audio samples must be (n,) or (n, channels), got shape {arr.shape}")
+        raise ConversionError(
+            f"audio samples must be (n,) or (n, channels), got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ConversionError("audio samples are empty")
     if not np.all(np.isfinite(arr)):
@@ -203,13 +209,15 @@ def _samples_2d(samples: Any) -> np.ndarray:
     return np.clip(arr, -1.0, 1.0)
 
 
-def _quantize(arr: np.ndarray, scale: float, offset: float, lo: int, hi: int, dtype: str) -> np.ndarray:
+def _quantize(arr: np.ndarray, scale: float, offset: float, lo: int, hi: int,
+              dtype: str) -> np.ndarray:
     q = np.rint(arr.astype(np.float64) * scale + offset)
     return np.clip(q, lo, hi).astype(dtype)
 
 
 def chunk_to_audio_stamped(
-    chunk_samples_float: Any, sample_rate: int, stamp: StampLike, frame_id: str, msg_module: Any, fmt: str = "int16"
+    chunk_samples_float: Any, sample_rate: int, stamp: StampLike, frame_id: str, msg_module: Any,
+    fmt: str = "int16"
 ) -> Any:
     """Float samples ``(n, channels)`` in [-1, 1] -> ``msg_module.AudioStamped``.
 
@@ -221,7 +229,8 @@ def chunk_to_audio_stamped(
         raise ConversionError(f"sample rate must be > 0, got {sample_rate}")
     if fmt not in STAMPED_SAMPLE_FORMATS:
         raise ConversionError(
-            f"unsupported AudioStamped format {fmt!r} (supported: {', '.join(STAMPED_SAMPLE_FORMATS)})"
+            f"unsupported AudioStamped format {fmt!r} "
+            f"(supported: {', '.join(STAMPED_SAMPLE_FORMATS)})"
         )
     code = STAMPED_SAMPLE_FORMATS[fmt]
     _, field, dtype, scale, offset = _PA_FORMATS[code]
@@ -234,7 +243,8 @@ def chunk_to_audio_stamped(
     try:
         msg = msg_module.AudioStamped()
     except AttributeError as exc:
-        raise ConversionError(f"{getattr(msg_module, '__name__', msg_module)} has no AudioStamped") from exc
+        raise ConversionError(
+            f"{getattr(msg_module, '__name__', msg_module)} has no AudioStamped") from exc
     msg.header.stamp = as_stamp(stamp)
     msg.header.frame_id = frame_id
     msg.audio.info.format = code
@@ -242,7 +252,8 @@ def chunk_to_audio_stamped(
     msg.audio.info.rate = int(sample_rate)
     msg.audio.info.chunk = int(arr.shape[0])
     if not hasattr(msg.audio.audio_data, field):
-        raise UnsupportedAudio(f"{getattr(msg_module, '__name__', msg_module)}.AudioData has no {field}")
+        raise UnsupportedAudio(
+            f"{getattr(msg_module, '__name__', msg_module)}.AudioData has no {field}")
     setattr(msg.audio.audio_data, field, filled_array(dtype.char, values))
     return msg
 
@@ -252,7 +263,8 @@ def chunk_to_audio_data_bytes(samples_float: Any, sample_format: str) -> bytes:
     arr = _samples_2d(samples_float)
     key, dtype, order, scale, offset = _legacy_format(sample_format)
     if dtype is None:  # packed 24 bit
-        wide = _quantize(arr, scale, 0.0, -(2**23), 2**23 - 1, order + "i4").view(np.uint8).reshape(-1, 4)
+        wide = _quantize(arr, scale, 0.0, -(2**23), 2**23 - 1,
+                         order + "i4").view(np.uint8).reshape(-1, 4)
         return np.ascontiguousarray(wide[:, :3] if order == "<" else wide[:, 1:]).tobytes()
     if dtype.kind == "f":
         return arr.astype(dtype).tobytes()

@@ -88,8 +88,9 @@ class Mp3StreamDecoder:
         try:
             import av
         except ImportError as exc:
-            raise UnsupportedAudio("the microphone sends MP3 but PyAV is not installed: "
-                                   "pip install av, or run audio_capture with format:=wave") from exc
+            raise UnsupportedAudio(
+                "the microphone sends MP3 but PyAV is not installed: "
+                "pip install av, or run audio_capture with format:=wave") from exc
         try:
             self._ctx = av.CodecContext.create("mp3", "r")
         except Exception as exc:  # an FFmpeg build without the mp3 decoder
@@ -133,7 +134,8 @@ class SampleClock:
         self._next_ns: Optional[int] = None
 
     def stamp(self, reference_ns: int, n: int, rate: int) -> int:
-        """Stamp of the first of ``n`` samples at ``rate`` whose message came at ``reference_ns``."""
+        """Stamp of the first of ``n`` samples at ``rate`` whose message came at
+        ``reference_ns``."""
         if self._next_ns is None or abs(reference_ns - self._next_ns) > self._resync_ns:
             self._next_ns = reference_ns
         start = self._next_ns

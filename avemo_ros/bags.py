@@ -104,7 +104,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class AudioStreamChunk:
-    """An audio chunk to write: ``samples`` (n, channels) float32 in [-1, 1], first sample at ``stamp_ns``."""
+    """An audio chunk to write: ``samples`` (n, channels) float32 in [-1, 1], first sample at
+    ``stamp_ns``."""
 
     stamp_ns: int
     samples: np.ndarray
@@ -255,10 +256,11 @@ def _embedded_types(connections: Sequence[Any]) -> dict:
                 sep = "=" * 80 + "\n"
                 parts = text.split(sep)[1:] if text.startswith(sep + "IDL: ") else [text]
                 for part in parts:
-                    typs.update(get_types_from_idl(part.split("\n", 1)[1] if part.startswith("IDL: ") else part))
+                    typs.update(get_types_from_idl(
+                        part.split("\n", 1)[1] if part.startswith("IDL: ") else part))
         except Exception as exc:  # noqa: BLE001 - a bad embedded definition: fall back to ours
-            _LOG.warning("cannot parse the definition of %s embedded for %s (%s): using the built-in one",
-                         conn.msgtype, conn.topic, exc)
+            _LOG.warning("cannot parse the definition of %s embedded for %s (%s): "
+                         "using the built-in one", conn.msgtype, conn.topic, exc)
     return typs
 
 
@@ -291,7 +293,8 @@ def bag_typestore(connections: Sequence[Any]):
     def same(a: Any, b: Any) -> bool:
         return [(f[0].lower(), f[1]) for f in a[1]] == [(f[0].lower(), f[1]) for f in b[1]]
 
-    if any(k not in store.fielddefs or not same(store.fielddefs[k], v) for k, v in embedded.items()):
+    if any(k not in store.fielddefs or not same(store.fielddefs[k], v)
+           for k, v in embedded.items()):
         typs = dict(_flavour_typedefs(flavour))
         typs.update(embedded)
         store = _new_store(typs)  # a store of its own where the bag differs from ours
@@ -299,9 +302,10 @@ def bag_typestore(connections: Sequence[Any]):
         if conn.msgtype not in store.fielddefs:
             _LOG.warning("bag %s: no definition of %s (topic %s): its messages cannot be read",
                          getattr(conn.owner, "path", ""), conn.msgtype, conn.topic)
-        elif conn.digest and conn.digest.startswith("RIHS01_") and store.hash_rihs01(conn.msgtype) != conn.digest:
-            _LOG.warning("topic %s: the bag's %s has another type hash than the definition used (%s)",
-                         conn.topic, conn.msgtype, conn.digest)
+        elif (conn.digest and conn.digest.startswith("RIHS01_")
+              and store.hash_rihs01(conn.msgtype) != conn.digest):
+            _LOG.warning("topic %s: the bag's %s has another type hash than the definition "
+                         "used (%s)", conn.topic, conn.msgtype, conn.digest)
     return store, flavour
 
 
@@ -323,7 +327,8 @@ def _open_reader(path: Path | str):
 
 
 class open_bag:  # noqa: N801 - used like a function: ``with open_bag(path) as bag``
-    """An open bag: ``connections``, ``typestore``, ``flavour``, ``custom_data`` and :meth:`messages`."""
+    """An open bag: ``connections``, ``typestore``, ``flavour``, ``custom_data`` and
+    :meth:`messages`."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -364,9 +369,11 @@ class open_bag:  # noqa: N801 - used like a function: ``with open_bag(path) as b
     @property
     def storage(self) -> str:
         """Storage plugin of the bag files (mcap / sqlite3)."""
-        files = list(self.path.glob("*.mcap")) + list(self.path.glob("*.db3")) if self.path.is_dir() else [self.path]
+        files = (list(self.path.glob("*.mcap")) + list(self.path.glob("*.db3"))
+                 if self.path.is_dir() else [self.path])
         suffixes = {f.suffix for f in files}
-        return {".mcap": "mcap", ".db3": "sqlite3"}.get(suffixes.pop(), "unknown") if len(suffixes) == 1 else "unknown"
+        return ({".mcap": "mcap", ".db3": "sqlite3"}.get(suffixes.pop(), "unknown")
+                if len(suffixes) == 1 else "unknown")
 
     @property
     def start_ns(self) -> int:
@@ -395,14 +402,16 @@ class open_bag:  # noqa: N801 - used like a function: ``with open_bag(path) as b
         if wanted is not None:
             missing = wanted - set(self.topics)
             if missing:
-                raise BagError(f"{self.path}: no topic {sorted(missing)} (topics: {sorted(self.topics)})")
+                raise BagError(
+                    f"{self.path}: no topic {sorted(missing)} (topics: {sorted(self.topics)})")
         conns = [c for c in self.connections if wanted is None or c.topic in wanted]
         if not conns:
             return
         last = None
         for conn, stamp, raw in self._reader.messages(connections=conns):
             if last is not None and stamp < last:
-                _LOG.debug("%s: log time goes back on %s (split bag files?)", self.path, conn.topic)
+                _LOG.debug("%s: log time goes back on %s (split bag files?)", self.path,
+                           conn.topic)
             last = stamp
             msg = self.deserialize(raw, conn.msgtype) if deserialize else None
             yield BagMessage(conn.topic, conn.msgtype, int(stamp), msg, raw)
@@ -410,7 +419,8 @@ class open_bag:  # noqa: N801 - used like a function: ``with open_bag(path) as b
 
 def read_messages(path: Path | str, topics: Optional[Iterable[str]] = None, *,
                   deserialize: bool = True) -> Iterator[BagMessage]:
-    """Messages of a bag in log-time order as :class:`BagMessage` (topic, msgtype, log time, msg)."""
+    """Messages of a bag in log-time order as :class:`BagMessage` (topic, msgtype, log time,
+    msg)."""
     with open_bag(path) as bag:
         yield from bag.messages(topics, deserialize=deserialize)
 
@@ -434,7 +444,8 @@ def find_stream_topics(bag: "open_bag", camera_topic: Optional[str] = None,
     A given topic must exist with a supported type (BagError otherwise).
     """
     topics, counts = dict(bag.topics), bag.counts
-    for given, types, what in ((camera_topic, CAMERA_TYPES, "camera"), (audio_topic, AUDIO_TYPES, "audio")):
+    for given, types, what in ((camera_topic, CAMERA_TYPES, "camera"),
+                               (audio_topic, AUDIO_TYPES, "audio")):
         if given is not None:
             if given not in topics:
                 raise BagError(f"{bag.path}: no {what} topic {given!r} (topics: {sorted(topics)})")
@@ -468,11 +479,12 @@ def _segments_from_json(text: str, where: str) -> list[TruthSegment]:
         items = json.loads(text)
         if isinstance(items, dict):
             items = [items]
-        segs = [TruthSegment(str(d.get("source", "")), int(d["start_ns"]), int(d["end_ns"]), str(d["label"]))
+        segs = [TruthSegment(str(d.get("source", "")), int(d["start_ns"]), int(d["end_ns"]),
+                             str(d["label"]))
                 for d in items]
     except (ValueError, TypeError, KeyError) as exc:
-        raise BagError(f"{where}: ground truth is not JSON segments {{source, start_ns, end_ns, label}}: {exc}") \
-            from exc
+        raise BagError(f"{where}: ground truth is not JSON segments "
+                       f"{{source, start_ns, end_ns, label}}: {exc}") from exc
     return segs
 
 
@@ -501,7 +513,8 @@ def read_ground_truth(bag: "Path | str | open_bag") -> list[TruthSegment]:
 
 def truth_for_window(segments: Sequence[TruthSegment], start_ns: int, end_ns: int,
                      min_share: float = 0.5) -> Optional[str]:
-    """The label covering most of [start, end], if it covers more than ``min_share`` of it; else None."""
+    """The label covering most of [start, end], if it covers more than ``min_share`` of it;
+    else None."""
     length = end_ns - start_ns
     if length <= 0:
         return None
@@ -518,7 +531,8 @@ def truth_for_window(segments: Sequence[TruthSegment], start_ns: int, end_ns: in
 
 def bag_info(path: Path | str, camera_topic: Optional[str] = None,
              audio_topic: Optional[str] = None) -> BagInfo:
-    """Topics, counts, time span, audio flavour, camera/microphone topics and ground truth of a bag."""
+    """Topics, counts, time span, audio flavour, camera/microphone topics and ground truth of
+    a bag."""
     with open_bag(path) as bag:
         cam, mic = find_stream_topics(bag, camera_topic, audio_topic)
         return BagInfo(path=str(path), storage=bag.storage, topics=bag.topics, counts=bag.counts,
@@ -543,7 +557,8 @@ def _header(store, ns: int, frame_id: str):
 def _image_msg(store, frame: Frame, frame_id: str, kind: str, jpeg_quality: int):
     rgb = np.asarray(frame.rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or not rgb.size:
-        raise BagError(f"frame at {frame.stamp_ns} ns: expected (H, W, 3) uint8 RGB, got {rgb.dtype} {rgb.shape}")
+        raise BagError(f"frame at {frame.stamp_ns} ns: expected (H, W, 3) uint8 RGB, "
+                       f"got {rgb.dtype} {rgb.shape}")
     header = _header(store, frame.stamp_ns, frame_id)
     if kind == "raw":
         return store.types[IMAGE_TYPE](
@@ -551,7 +566,8 @@ def _image_msg(store, frame: Frame, frame_id: str, kind: str, jpeg_quality: int)
             is_bigendian=0, step=int(rgb.shape[1] * 3), data=np.ascontiguousarray(rgb).reshape(-1))
     import cv2
 
-    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
     if not ok:
         raise BagError(f"frame at {frame.stamp_ns} ns: JPEG encoding failed")
     return store.types[COMPRESSED_TYPE](header=header, format="rgb8; jpeg compressed bgr8",
@@ -570,19 +586,21 @@ def _audio_msg(store, chunk: AudioStreamChunk, frame_id: str, flavour: str, head
     pcm = _pcm16(samples)
     if flavour == "mgonzs13":
         t = store.types
-        empty = {k: np.zeros(0, dt) for k, dt in (("float32_data", np.float32), ("int32_data", np.int32),
+        empty = {k: np.zeros(0, dt) for k, dt in (("float32_data", np.float32),
+                                                  ("int32_data", np.int32),
                                                   ("int8_data", np.int8),
                                                   ("uint8_data", np.uint8))}
         data = t[AUDIO_DATA](int16_data=pcm.astype(np.int16), **empty)
         info = t[AUDIO_INFO](format=8, channels=int(samples.shape[1]), rate=int(chunk.sample_rate),
                              chunk=int(samples.shape[0]))
-        return AUDIO_STAMPED, t[AUDIO_STAMPED](header=_header(store, chunk.stamp_ns, frame_id),
-                                               audio=t["audio_common_msgs/msg/Audio"](audio_data=data, info=info))
+        return AUDIO_STAMPED, t[AUDIO_STAMPED](
+            header=_header(store, chunk.stamp_ns, frame_id),
+            audio=t["audio_common_msgs/msg/Audio"](audio_data=data, info=info))
     data = store.types[AUDIO_DATA](data=pcm.view(np.uint8).copy())
     if headerless:
         return AUDIO_DATA, data
-    return AUDIO_DATA_STAMPED, store.types[AUDIO_DATA_STAMPED](header=_header(store, chunk.stamp_ns, frame_id),
-                                                               audio=data)
+    return AUDIO_DATA_STAMPED, store.types[AUDIO_DATA_STAMPED](
+        header=_header(store, chunk.stamp_ns, frame_id), audio=data)
 
 
 def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioStreamChunk], *,
@@ -598,8 +616,9 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
     ``image_kind``: raw (rgb8 Image) or compressed (JPEG CompressedImage; the camera topic
     gets ``/compressed`` appended). ``audio_flavour``: ros_drivers (the released
     audio_common_msgs: AudioDataStamped S16LE plus one AudioInfo on ``audio_info_topic``;
-    ``headerless_audio`` writes bare AudioData instead) or mgonzs13 (AudioStamped, int16). ``truth`` goes to the metadata
-    and the truth topic when ``write_truth``. Returns counts and the time span.
+    ``headerless_audio`` writes bare AudioData instead) or mgonzs13 (AudioStamped, int16).
+    ``truth`` goes to the metadata and the truth topic when ``write_truth``. Returns counts
+    and the time span.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -628,7 +647,8 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
         writer.set_custom_data(TRUTH_KEY, json.dumps([asdict(s) for s in truth]))
     writer.open()
     try:
-        img_conn = writer.add_connection(image_topic, IMAGE_TYPE if image_kind == "raw" else COMPRESSED_TYPE,
+        img_conn = writer.add_connection(image_topic,
+                                         IMAGE_TYPE if image_kind == "raw" else COMPRESSED_TYPE,
                                          typestore=store)
         audio_conn = info_conn = truth_conn = None
         truth_queue = sorted(truth, key=lambda s: s.start_ns) if write_truth else []
@@ -638,26 +658,32 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
             while truth_queue and truth_queue[0].start_ns <= stamp:
                 seg = truth_queue.pop(0)
                 msg = store.types[STRING_TYPE](data=json.dumps(asdict(seg)))
-                writer.write(truth_conn, max(seg.start_ns, 0), store.serialize_cdr(msg, STRING_TYPE))
+                writer.write(truth_conn, max(seg.start_ns, 0),
+                             store.serialize_cdr(msg, STRING_TYPE))
                 counts["truth"] += 1
             if kind == 0:
                 msg = _image_msg(store, item, camera_frame_id, image_kind, jpeg_quality)
                 writer.write(img_conn, stamp, store.serialize_cdr(msg, img_conn.msgtype))
                 counts["frames"] += 1
             else:
-                layout = (int(item.sample_rate), int(np.asarray(item.samples).reshape(len(item.samples), -1).shape[1]))
+                layout = (int(item.sample_rate),
+                          int(np.asarray(item.samples).reshape(len(item.samples), -1).shape[1]))
                 if audio_flavour == "ros_drivers":
                     if audio_layout is None:
-                        info_conn = writer.add_connection(audio_info_topic, AUDIO_INFO, typestore=store)
+                        info_conn = writer.add_connection(audio_info_topic, AUDIO_INFO,
+                                                          typestore=store)
                         info = store.types[AUDIO_INFO](channels=layout[1], sample_rate=layout[0],
-                                                       sample_format="S16LE", bitrate=16 * layout[0] * layout[1],
+                                                       sample_format="S16LE",
+                                                       bitrate=16 * layout[0] * layout[1],
                                                        coding_format="WAVE")
                         writer.write(info_conn, stamp, store.serialize_cdr(info, AUDIO_INFO))
                     elif layout != audio_layout:
-                        raise BagError(f"audio chunk at {stamp} ns: {layout[1]} ch {layout[0]} Hz differs from "
-                                       f"{audio_layout[1]} ch {audio_layout[0]} Hz (the legacy flavour has one format)")
+                        raise BagError(f"audio chunk at {stamp} ns: {layout[1]} ch {layout[0]} Hz "
+                                       f"differs from {audio_layout[1]} ch {audio_layout[0]} Hz "
+                                       "(the legacy flavour has one format)")
                 audio_layout = layout
-                msgtype, msg = _audio_msg(store, item, microphone_frame_id, audio_flavour, headerless_audio)
+                msgtype, msg = _audio_msg(store, item, microphone_frame_id, audio_flavour,
+                                          headerless_audio)
                 if audio_conn is None:
                     audio_conn = writer.add_connection(audio_topic, msgtype, typestore=store)
                 writer.write(audio_conn, stamp, store.serialize_cdr(msg, msgtype))
@@ -672,8 +698,8 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
         writer.close()
         raise
     writer.close()
-    return {"path": str(out), "storage": storage, "image_topic": image_topic, "audio_topic": audio_topic,
-            **counts, "start_ns": first, "end_ns": last}
+    return {"path": str(out), "storage": storage, "image_topic": image_topic,
+            "audio_topic": audio_topic, **counts, "start_ns": first, "end_ns": last}
 
 
 # ----------------------------------------------------------------------------- timelines
@@ -692,7 +718,8 @@ class Timeline:
 
 def timeline_from_clips(clips: Sequence[Any], labels: Sequence[Optional[str]], *,
                         sources: Optional[Sequence[str]] = None, fps: Optional[float] = None,
-                        chunk_s: float = 0.02, gap_s: float = 0.5, start_ns: int = 1_700_000_000 * NS,
+                        chunk_s: float = 0.02, gap_s: float = 0.5,
+                        start_ns: int = 1_700_000_000 * NS,
                         audio_rate: Optional[int] = None) -> Timeline:
     """Lay decoded clips (``avemo_ros.media.MediaClip``-like) end to end, ``gap_s`` apart.
 
@@ -707,8 +734,8 @@ def timeline_from_clips(clips: Sequence[Any], labels: Sequence[Optional[str]], *
         raise BagError(f"{len(clips)} clips but {len(labels)} labels")
     if not (chunk_s > 0 and gap_s >= 0) or (fps is not None and not fps > 0):
         raise BagError(f"need chunk_s > 0, gap_s >= 0, fps > 0; got {chunk_s}, {gap_s}, {fps}")
-    sources = list(sources) if sources is not None else [Path(getattr(c, "path", "") or f"clip{i}").name
-                                                         for i, c in enumerate(clips)]
+    sources = list(sources) if sources is not None else [
+        Path(getattr(c, "path", "") or f"clip{i}").name for i, c in enumerate(clips)]
     rates = [int(c.sample_rate) for c in clips if len(c.audio) and int(c.sample_rate) > 0]
     rate_out = int(audio_rate or (rates[0] if rates else 0))
     frames: list[Frame] = []
@@ -726,11 +753,13 @@ def timeline_from_clips(clips: Sequence[Any], labels: Sequence[Optional[str]], *
                     frames.append(Frame(t + int(round(ft * NS)), clip.frames[i]))
             else:
                 ticks = np.arange(0.0, float(clip.duration) - 1e-9, 1.0 / fps)
-                idx = np.clip(np.searchsorted(times, ticks + 1e-6, side="right") - 1, 0, len(times) - 1)
+                idx = np.clip(np.searchsorted(times, ticks + 1e-6, side="right") - 1, 0,
+                              len(times) - 1)
                 for tick, i in zip(ticks, idx):
                     frames.append(Frame(t + int(round(tick * NS)), clip.frames[i]))
         if len(clip.audio) and int(clip.sample_rate) > 0:
-            audio = resample(np.asarray(clip.audio, dtype=np.float32), int(clip.sample_rate), rate_out)
+            audio = resample(np.asarray(clip.audio, dtype=np.float32), int(clip.sample_rate),
+                             rate_out)
             step = max(1, int(round(chunk_s * rate_out)))
             for a in range(0, audio.shape[0], step):
                 stamp = t + (a * NS + rate_out // 2) // rate_out

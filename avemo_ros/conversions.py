@@ -61,7 +61,8 @@ def stamp_to_ns(stamp: Any) -> int:
 
 def _ros_class(cls: Any, name: str) -> Any:
     if cls is None:
-        raise ConversionError(f"building a {name} message needs the ROS 2 Python message packages (rclpy)")
+        raise ConversionError(
+            f"building a {name} message needs the ROS 2 Python message packages (rclpy)")
     return cls
 
 
@@ -98,7 +99,8 @@ def to_uint8_array(data: Any) -> np.ndarray:
         return np.frombuffer(data, dtype=np.uint8)
     if isinstance(data, array.array):
         if data.itemsize != 1:
-            raise ConversionError(f"byte data must be an array of bytes, got typecode {data.typecode!r}")
+            raise ConversionError(
+                f"byte data must be an array of bytes, got typecode {data.typecode!r}")
         return np.frombuffer(data, dtype=np.uint8)
     if isinstance(data, (list, tuple)):
         if data and isinstance(data[0], (bytes, bytearray)):
@@ -106,7 +108,8 @@ def to_uint8_array(data: Any) -> np.ndarray:
         try:
             return np.asarray(data, dtype=np.uint8)
         except (OverflowError, TypeError, ValueError) as exc:
-            raise ConversionError(f"byte data is not a sequence of values in [0, 255]: {exc}") from exc
+            raise ConversionError(
+                f"byte data is not a sequence of values in [0, 255]: {exc}") from exc
     raise ConversionError(f"unsupported byte data container {type(data).__name__}")
 
 
@@ -114,7 +117,8 @@ def typed_array(data: Any, dtype: np.dtype) -> np.ndarray:
     """A 1-D view of a typed sequence field (``array.array`` or list) as ``dtype``."""
     if isinstance(data, array.array):
         if np.dtype(data.typecode) != dtype:
-            raise ConversionError(f"expected {dtype} samples, got array typecode {data.typecode!r}")
+            raise ConversionError(
+                f"expected {dtype} samples, got array typecode {data.typecode!r}")
         return np.frombuffer(data, dtype=dtype)
     if isinstance(data, np.ndarray):
         return data.reshape(-1).astype(dtype, copy=False)
@@ -158,7 +162,8 @@ def _check_size(height: int, width: int, max_pixels: int) -> None:
     if height <= 0 or width <= 0:
         raise ConversionError(f"empty image: {width}x{height}")
     if height * width > max_pixels:
-        raise ConversionError(f"image too large: {width}x{height} = {height * width} pixels > max_pixels {max_pixels}")
+        raise ConversionError(f"image too large: {width}x{height} = {height * width} pixels "
+                              f"> max_pixels {max_pixels}")
 
 
 def _image_layout(msg: Image, max_pixels: int) -> tuple[str, int, int, np.ndarray]:
@@ -166,7 +171,8 @@ def _image_layout(msg: Image, max_pixels: int) -> tuple[str, int, int, np.ndarra
     encoding = str(msg.encoding).strip().lower()
     if encoding not in IMAGE_ENCODINGS:
         raise ConversionError(
-            f"unsupported image encoding {msg.encoding!r} (supported: {', '.join(IMAGE_ENCODINGS)})"
+            f"unsupported image encoding {msg.encoding!r} "
+            f"(supported: {', '.join(IMAGE_ENCODINGS)})"
         )
     channels, depth = IMAGE_ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
@@ -174,14 +180,15 @@ def _image_layout(msg: Image, max_pixels: int) -> tuple[str, int, int, np.ndarra
     row_bytes = width * channels * depth
     if step < row_bytes:
         raise ConversionError(
-            f"image step {step} is smaller than a {encoding} row of {width} pixels ({row_bytes} bytes)"
+            f"image step {step} is smaller than a {encoding} row of {width} pixels "
+            f"({row_bytes} bytes)"
         )
     buf = to_uint8_array(msg.data)
     need = (height - 1) * step + row_bytes
     if not need <= buf.size <= height * step:
         raise ConversionError(
-            f"image data length {buf.size} does not match {width}x{height} {encoding} with step {step} "
-            f"(expected {height * step} bytes)"
+            f"image data length {buf.size} does not match {width}x{height} {encoding} "
+            f"with step {step} (expected {height * step} bytes)"
         )
     return encoding, channels, depth, buf
 
@@ -212,7 +219,8 @@ def image_to_rgb(msg: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
         dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
     # Zero-copy strided view over the message buffer (rows may be padded).
     view = np.ndarray(
-        shape=(height, width, channels), dtype=dtype, buffer=buf, strides=(step, channels * depth, depth)
+        shape=(height, width, channels), dtype=dtype, buffer=buf,
+        strides=(step, channels * depth, depth)
     )
     if encoding == "rgb8":
         return view.copy()
@@ -226,7 +234,8 @@ def image_to_rgb(msg: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     arr = np.asarray(rgb)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise ConversionError(f"expected an (H, W, 3) uint8 RGB array, got {arr.dtype} {arr.shape}")
+        raise ConversionError(
+            f"expected an (H, W, 3) uint8 RGB array, got {arr.dtype} {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ConversionError(f"empty image: {arr.shape[1]}x{arr.shape[0]}")
     return arr
@@ -240,7 +249,8 @@ _FROM_RGB = {
 }
 
 
-def rgb_to_image(rgb: np.ndarray, stamp: StampLike, frame_id: str, encoding: str = "rgb8") -> Image:
+def rgb_to_image(rgb: np.ndarray, stamp: StampLike, frame_id: str,
+                 encoding: str = "rgb8") -> Image:
     """``(H, W, 3)`` uint8 RGB -> ``sensor_msgs/Image`` (``stamp``: Time or int ns).
 
     ``encoding``: rgb8, bgr8, rgba8, bgra8 (opaque alpha), mono8 or mono16 (little endian).
@@ -277,13 +287,15 @@ def compressed_to_rgb(msg: CompressedImage, *, max_pixels: int = DEFAULT_MAX_PIX
     """``sensor_msgs/CompressedImage`` (jpeg/png) -> ``(H, W, 3)`` uint8 RGB."""
     fmt = str(msg.format)
     if "compresseddepth" in fmt.lower().replace(" ", ""):
-        raise ConversionError(f"unsupported compressed format {fmt!r}: compressedDepth is for depth images")
+        raise ConversionError(
+            f"unsupported compressed format {fmt!r}: compressedDepth is for depth images")
     buf = to_uint8_array(msg.data)
     if buf.size == 0:
         raise ConversionError(f"empty compressed image (format {fmt!r})")
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ConversionError(f"cannot decode compressed image of {buf.size} bytes (format {fmt!r})")
+        raise ConversionError(
+            f"cannot decode compressed image of {buf.size} bytes (format {fmt!r})")
     _check_size(bgr.shape[0], bgr.shape[1], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 

@@ -75,7 +75,8 @@ def select_times(start_s: float, end_s: float, n: int) -> np.ndarray:
     return (first + np.arange(n) + 0.5) * slot
 
 
-def select_frames(frame_times: Sequence[float], start_s: float, end_s: float, n: int) -> np.ndarray:
+def select_frames(frame_times: Sequence[float], start_s: float, end_s: float,
+                  n: int) -> np.ndarray:
     """Indices of the frames nearest to ``select_times``; empty when no frame is in the window.
 
     ``frame_times`` must be sorted. A slot's frame may repeat when the camera is slower
@@ -86,7 +87,8 @@ def select_frames(frame_times: Sequence[float], start_s: float, end_s: float, n:
     if not inside.any():
         return np.zeros(0, dtype=np.int64)
     targets = select_times(start_s, end_s, n)
-    pos = np.clip(np.searchsorted(t, targets), 1, len(t) - 1) if len(t) > 1 else np.zeros(n, np.int64)
+    pos = (np.clip(np.searchsorted(t, targets), 1, len(t) - 1) if len(t) > 1
+           else np.zeros(n, np.int64))
     if len(t) > 1:
         left = t[pos - 1]
         right = t[pos]

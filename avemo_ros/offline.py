@@ -69,7 +69,8 @@ class BagStats:
     truth_segments: int = 0
     seconds_of_media: float = 0.0
     wall_s: float = 0.0
-    problems: dict[str, int] = field(default_factory=dict)  # counter -> count (dropped inputs, events)
+    # counter -> count (dropped inputs, events)
+    problems: dict[str, int] = field(default_factory=dict)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the problem counter ``name``."""
@@ -94,13 +95,15 @@ class OfflineResult:
 
 
 def _legacy_format_from_bag(bag: open_bag, default: LegacyAudioFormat) -> LegacyAudioFormat:
-    """The first legacy AudioInfo in the bag (sample_format, channels, sample_rate), else ``default``."""
+    """The first legacy AudioInfo in the bag (sample_format, channels, sample_rate), else
+    ``default``."""
     infos = [t for t, ty in bag.topics.items() if ty == AUDIO_INFO]
     for topic in infos:
         for m in bag.messages([topic]):
             if all(hasattr(m.msg, a) for a in ("sample_format", "channels", "sample_rate")):
                 info = ByteFormat.from_info(m.msg)
-                fmt = LegacyAudioFormat(info.sample_format, info.channels, info.sample_rate, info.coding)
+                fmt = LegacyAudioFormat(info.sample_format, info.channels, info.sample_rate,
+                                        info.coding)
                 _LOG.info("%s: legacy audio format from %s: %s", bag.path, topic, fmt)
                 return fmt
             break
@@ -122,7 +125,8 @@ class _AudioConverter:
         if self._bytes is None:
             f = self.fmt
             coding = sniff_coding(data) if f.coding == "auto" else f.coding
-            self._bytes = ByteAudioDecoder(ByteFormat(coding, f.sample_format, f.channels, f.sample_rate))
+            self._bytes = ByteAudioDecoder(ByteFormat(coding, f.sample_format, f.channels,
+                                                      f.sample_rate))
         if self.msgtype == AUDIO_DATA_STAMPED:
             return self._bytes.decode(data, conv.stamp_to_ns(msg.header.stamp))
         # bare AudioData: no header; its arrival (log) time marks the end of the chunk
@@ -138,12 +142,15 @@ def _decoder(msgtype: str) -> Callable[[Any], np.ndarray]:
 def _audio_problem(exc: conv.ConversionError) -> str:
     if isinstance(exc, audio_codec.NonFiniteAudio):
         return "audio_non_finite"
-    return "audio_unsupported" if isinstance(exc, audio_codec.UnsupportedAudio) else "audio_invalid"
+    return ("audio_unsupported" if isinstance(exc, audio_codec.UnsupportedAudio)
+            else "audio_invalid")
 
 
-def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float = 0.5, grace_s: float = 1.0,
+def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float = 0.5,
+                 grace_s: float = 1.0,
                  camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
-                 legacy_format: LegacyAudioFormat = LegacyAudioFormat(), min_truth_share: float = 0.5,
+                 legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
+                 min_truth_share: float = 0.5,
                  source: Optional[str] = None) -> tuple[list[WindowRecord], BagStats]:
     """Every window of one bag -> WindowRecords (truth from the bag), plus statistics.
 
@@ -156,32 +163,37 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
     m = estimator.manifest
     # Face boxes are cached per frame stamp: a new bag may reuse the stamps of the last one.
     estimator.extractor = FeatureExtractor(m.audio, m.video)
-    buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=hop_s, n_frames=m.video.n_frames, grace_s=grace_s)
+    buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=hop_s, n_frames=m.video.n_frames,
+                          grace_s=grace_s)
     records: list[WindowRecord] = []
     with open_bag(path) as bag:
         cam, mic = find_stream_topics(bag, camera_topic, audio_topic)
         if cam is None and mic is None:
-            raise BagError(f"{path}: no camera (Image/CompressedImage) and no audio_common_msgs topic "
-                           f"(topics: {bag.topics})")
+            raise BagError(f"{path}: no camera (Image/CompressedImage) and no audio_common_msgs "
+                           f"topic (topics: {bag.topics})")
         stats = BagStats(path=str(path), camera_topic=cam, audio_topic=mic)
         segments = read_ground_truth(bag)
         stats.truth_segments = len(segments)
         if cam is None or mic is None:
-            _LOG.warning("%s: no %s topic: %s-only estimates", path, "camera" if cam is None else "audio",
+            _LOG.warning("%s: no %s topic: %s-only estimates", path,
+                         "camera" if cam is None else "audio",
                          "audio" if cam is None else "video")
         decode = _decoder(bag.topics[cam]) if cam else None
         to_chunk = None
         if mic:
-            fmt = legacy_format if bag.topics[mic] == AUDIO_STAMPED else _legacy_format_from_bag(bag, legacy_format)
+            fmt = (legacy_format if bag.topics[mic] == AUDIO_STAMPED
+                   else _legacy_format_from_bag(bag, legacy_format))
             to_chunk = _AudioConverter(bag.topics[mic], fmt)
             if bag.topics[mic] == AUDIO_DATA:
-                _LOG.warning("%s: %s is bare AudioData (no header): chunks are stamped by log time", path, mic)
+                _LOG.warning("%s: %s is bare AudioData (no header): chunks are stamped by "
+                             "log time", path, mic)
         first = last = None
 
         def run(windows: list[Window]) -> None:
             for window in windows:
                 stats.windows += 1
-                records.append(_estimate(estimator, window, decode, source, segments, min_truth_share, stats))
+                records.append(_estimate(estimator, window, decode, source, segments,
+                                         min_truth_share, stats))
 
         for msg in bag.messages([t for t in (cam, mic) if t], deserialize=False):
             try:
@@ -195,12 +207,15 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                 if msg.msgtype == IMAGE_TYPE:
                     problem = conv.check_image(msg.msg)
                     if problem:
-                        stats.count("image_unsupported" if "encoding" in problem else "image_invalid")
-                        _LOG.warning("%s: image at %d ns dropped: %s", path, msg.log_time_ns, problem)
+                        stats.count("image_unsupported" if "encoding" in problem
+                                    else "image_invalid")
+                        _LOG.warning("%s: image at %d ns dropped: %s", path, msg.log_time_ns,
+                                     problem)
                         continue
                 elif not len(msg.msg.data):
                     stats.count("image_invalid")
-                    _LOG.warning("%s: compressed image at %d ns dropped: no data", path, msg.log_time_ns)
+                    _LOG.warning("%s: compressed image at %d ns dropped: no data", path,
+                                 msg.log_time_ns)
                     continue
                 stamp = conv.stamp_to_ns(msg.msg.header.stamp)
                 event = buffer.add_frame(stamp, msg.msg)
@@ -228,10 +243,12 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
     return records, stats
 
 
-def _estimate(estimator: EmotionEstimator, window: Window, decode: Optional[Callable[[Any], np.ndarray]],
-              source: str, segments: Sequence[Any], min_truth_share: float, stats: BagStats) -> WindowRecord:
+def _estimate(estimator: EmotionEstimator, window: Window,
+              decode: Optional[Callable[[Any], np.ndarray]], source: str,
+              segments: Sequence[Any], min_truth_share: float, stats: BagStats) -> WindowRecord:
     truth = truth_for_window(segments, window.start_ns, window.end_ns, min_truth_share)
-    record = WindowRecord(source=source, start_ns=window.start_ns, end_ns=window.end_ns, truth=truth, label=None)
+    record = WindowRecord(source=source, start_ns=window.start_ns, end_ns=window.end_ns,
+                          truth=truth, label=None)
     try:
         result = estimator.estimate(window, decode or (lambda p: p))
     except Exception as exc:  # noqa: BLE001 - like the node: a failing window is counted, not fatal
@@ -255,9 +272,11 @@ def _estimate(estimator: EmotionEstimator, window: Window, decode: Optional[Call
 def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, hop_s: float = 0.5,
                   backend: str = "auto", threads: int = 0, grace_s: float = 1.0,
                   camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
-                  legacy_format: LegacyAudioFormat = LegacyAudioFormat(), min_truth_share: float = 0.5,
+                  legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
+                  min_truth_share: float = 0.5,
                   warmup_runs: int = 1) -> OfflineResult:
-    """Evaluate bags with a model bundle; one estimator serves all bags, bags run in the given order.
+    """Evaluate bags with a model bundle; one estimator serves all bags, bags run in the given
+    order.
 
     ``hop_s``: seconds between window ends (window length comes from the model). The
     other options are those of :func:`evaluate_bag`. ``latency_s`` of each record is its
@@ -275,15 +294,18 @@ def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, ho
         records: list[WindowRecord] = []
         stats: list[BagStats] = []
         for path in bag_paths:
-            recs, st = evaluate_bag(path, estimator, hop_s=hop_s, grace_s=grace_s, camera_topic=camera_topic,
+            recs, st = evaluate_bag(path, estimator, hop_s=hop_s, grace_s=grace_s,
+                                    camera_topic=camera_topic,
                                     audio_topic=audio_topic, legacy_format=legacy_format,
                                     min_truth_share=min_truth_share)
-            _LOG.info("%s: %d windows, %d estimates, %.1f s of media in %.1f s%s", path, st.windows, st.estimates,
-                      st.seconds_of_media, st.wall_s, f", problems {st.problems}" if st.problems else "")
+            _LOG.info("%s: %d windows, %d estimates, %.1f s of media in %.1f s%s", path,
+                      st.windows, st.estimates, st.seconds_of_media, st.wall_s,
+                      f", problems {st.problems}" if st.problems else "")
             records += recs
             stats.append(st)
         labels, model_id = list(estimator.labels), estimator.model_id
     finally:
         estimator.close()
-    return OfflineResult(records=records, labels=labels, seconds_of_media=sum(s.seconds_of_media for s in stats),
+    return OfflineResult(records=records, labels=labels,
+                         seconds_of_media=sum(s.seconds_of_media for s in stats),
                          wall_s=time.perf_counter() - t0, model_id=model_id, bags=stats)

@@ -36,7 +36,8 @@ INFO_PERIOD_S = 5.0
 def mp3_frames(samples: np.ndarray, rate: int, bitrate_kbps: int = 128) -> list[tuple[int, bytes]]:
     """(first sample index, bytes) of each MP3 frame of mono float ``samples`` (libmp3lame)."""
     ctx = av.CodecContext.create("libmp3lame", "w")
-    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = rate, "mono", "s16p", bitrate_kbps * 1000
+    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = (rate, "mono", "s16p",
+                                                             bitrate_kbps * 1000)
     pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16)
     size = ctx.frame_size or 576
     out, sent = [], 0
@@ -72,9 +73,11 @@ class AudioCapture:
     def buffers(self, samples: np.ndarray) -> list[tuple[float, bytes]]:
         """(media time s, bytes) of each buffer the pipeline hands to its appsink."""
         if self.coding == "mp3":
-            return [(i / self.rate, data) for i, data in mp3_frames(samples, self.rate, self.bitrate)]
+            return [(i / self.rate, data)
+                    for i, data in mp3_frames(samples, self.rate, self.bitrate)]
         step = self.rate // 100  # alsasrc: 10 ms buffers
-        return [(i / self.rate, audio_codec.chunk_to_audio_data_bytes(samples[i:i + step], "S16LE"))
+        return [(i / self.rate,
+                 audio_codec.chunk_to_audio_data_bytes(samples[i:i + step], "S16LE"))
                 for i in range(0, len(samples) - step + 1, step)]
 
     def events(self, samples: np.ndarray, t0: float = 0.0, info_every_s: float = INFO_PERIOD_S):
@@ -85,7 +88,8 @@ class AudioCapture:
             stamped = self.acm.AudioDataStamped()
             stamped.header.stamp = ns_to_stamp(self.origin_ns + int(round((t0 + t) * NS)))
             stamped.audio.data = data
-            events += [(t0 + t, "audio", self.acm.AudioData(data=data)), (t0 + t, "audio_stamped", stamped)]
+            events += [(t0 + t, "audio", self.acm.AudioData(data=data)),
+                       (t0 + t, "audio_stamped", stamped)]
         duration = len(samples) / self.rate
         events += [(t0 + k * info_every_s, "audio_info", self.info())
                    for k in range(int(duration // info_every_s) + 1)]

@@ -43,10 +43,12 @@ def test_mp3_stream_decodes_to_the_signal_with_continuous_stamps(split):
         messages = [(i, data) for i, data in frames]
     else:  # a driver that cuts the stream anywhere: 1000-byte messages
         blob = b"".join(d for _, d in frames)
-        messages = [(k * 1000 * RATE // 16000, blob[k * 1000:(k + 1) * 1000]) for k in range(len(blob) // 1000 + 1)]
+        messages = [(k * 1000 * RATE // 16000, blob[k * 1000:(k + 1) * 1000])
+                    for k in range(len(blob) // 1000 + 1)]
     dec = ByteAudioDecoder(ByteFormat(coding="mp3"))
     t0 = 50 * NS
-    chunks = [c for i, data in messages if (c := dec.decode(data, t0 + i * NS // RATE)) is not None]
+    chunks = [c for i, data in messages
+              if (c := dec.decode(data, t0 + i * NS // RATE)) is not None]
     assert chunks and all(c.sample_rate == RATE for c in chunks)
     for a, b in zip(chunks, chunks[1:]):  # sample-continuous stamps
         assert b.stamp_ns == a.end_ns

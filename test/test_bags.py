@@ -1,4 +1,5 @@
-"""rosbag2 bags: round trips over storage x audio flavour x image kind, ground truth, robot-style bags."""
+"""rosbag2 bags: round trips over storage x audio flavour x image kind, ground truth,
+robot-style bags."""
 import json
 
 import numpy as np
@@ -41,7 +42,8 @@ def _clip(seed: int, n_frames: int = 6, seconds: float = 0.6) -> MediaClip:
     t = np.arange(int(seconds * RATE)) / RATE
     audio = (0.3 * np.sin(2 * np.pi * (220 + 110 * seed) * t) + 0.01 * rng.standard_normal(t.size))
     return MediaClip(frames=np.stack(frames), frame_times=np.arange(n_frames) / 10.0,
-                     audio=audio.astype(np.float32)[:, None], sample_rate=RATE, path=f"clip{seed}.mp4")
+                     audio=audio.astype(np.float32)[:, None], sample_rate=RATE,
+                     path=f"clip{seed}.mp4")
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +85,10 @@ def _drop_custom_data(bag_dir):
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
     bag = tmp_path / "bag"
-    summary = write_bag(bag, timeline.frames, timeline.audio, truth=timeline.truth, storage=storage,
-                        image_kind=image_kind, audio_flavour=flavour)
-    assert summary["frames"] == len(timeline.frames) and summary["audio_chunks"] == len(timeline.audio)
+    summary = write_bag(bag, timeline.frames, timeline.audio, truth=timeline.truth,
+                        storage=storage, image_kind=image_kind, audio_flavour=flavour)
+    assert (summary["frames"] == len(timeline.frames)
+            and summary["audio_chunks"] == len(timeline.audio))
     assert list(bag.glob("*.mcap" if storage == "mcap" else "*.db3"))
 
     info = bag_info(bag)
@@ -102,7 +105,8 @@ def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
         last = m.log_time_ns
         if m.topic == cam:
             assert conv.stamp_to_ns(m.msg.header.stamp) == m.log_time_ns
-            rgb = conv.image_to_rgb(m.msg) if image_kind == "raw" else conv.compressed_to_rgb(m.msg)
+            rgb = (conv.image_to_rgb(m.msg) if image_kind == "raw"
+                   else conv.compressed_to_rgb(m.msg))
             frames.append((m.log_time_ns, rgb))
         elif m.topic == "/audio":
             if flavour == "mgonzs13":
@@ -112,8 +116,9 @@ def test_round_trip(tmp_path, timeline, storage, flavour, image_kind):
                 assert m.msgtype == "audio_common_msgs/msg/AudioDataStamped"
                 assert legacy_info is not None, "AudioInfo must come before the first chunk"
                 chunk = audio_codec.audio_bytes_to_chunk(
-                    m.msg.audio.data, sample_format=legacy_info.sample_format, channels=legacy_info.channels,
-                    sample_rate=legacy_info.sample_rate, stamp_ns=conv.stamp_to_ns(m.msg.header.stamp))
+                    m.msg.audio.data, sample_format=legacy_info.sample_format,
+                    channels=legacy_info.channels, sample_rate=legacy_info.sample_rate,
+                    stamp_ns=conv.stamp_to_ns(m.msg.header.stamp))
             assert chunk.stamp_ns == m.log_time_ns
             chunks.append(chunk)
         elif m.topic == "/audio_info":
@@ -146,7 +151,8 @@ def test_headerless_legacy_audio(tmp_path, timeline):
     write_bag(bag, timeline.frames, timeline.audio, storage="mcap", audio_flavour="ros_drivers",
               headerless_audio=True, write_truth=False)
     info = bag_info(bag)
-    assert info.flavour == "ros_drivers" and info.topics["/audio"] == "audio_common_msgs/msg/AudioData"
+    assert (info.flavour == "ros_drivers"
+            and info.topics["/audio"] == "audio_common_msgs/msg/AudioData")
     assert info.truth == []
     data = [m for m in read_messages(bag, ["/audio"])]
     assert len(data) == len(timeline.audio)
@@ -198,7 +204,9 @@ def _robot_bag(path, storage, embed_definitions, flavour):
     store = typestore_for(flavour)
     t = store.types
     stamp0 = 1_730_000_000 * NS
-    writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
+    writer = Writer(path, version=8,
+                    storage_plugin=StoragePlugin.MCAP if storage == "mcap"
+                    else StoragePlugin.SQLITE3)
     writer.open()
 
     def conn(topic, msgtype):
@@ -210,7 +218,8 @@ def _robot_bag(path, storage, embed_definitions, flavour):
     cam = conn("/camera/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage")
     depth = conn("/camera/depth/image_raw", "sensor_msgs/msg/Image")
     chatter = conn("/rosout_like", "std_msgs/msg/String")
-    audio_type = "audio_common_msgs/msg/AudioStamped" if flavour == "mgonzs13" else "audio_common_msgs/msg/AudioData"
+    audio_type = ("audio_common_msgs/msg/AudioStamped" if flavour == "mgonzs13"
+                  else "audio_common_msgs/msg/AudioData")
     mic = conn("/mic/audio", audio_type)
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[:, :32] = (200, 30, 30)
@@ -219,24 +228,30 @@ def _robot_bag(path, storage, embed_definitions, flavour):
     ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     for i in range(5):
         ns = stamp0 + i * NS // 10
-        header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=ns // NS, nanosec=ns % NS),
-                                          frame_id="camera_color_optical_frame")
-        msg = t["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg", data=jpg.reshape(-1))
-        writer.write(cam, ns + 3_000_000, store.serialize_cdr(msg, cam.msgtype))  # recorded slightly later
-        dmsg = t["sensor_msgs/msg/Image"](header=header, height=2, width=2, encoding="16UC1", is_bigendian=0,
-                                          step=4, data=np.zeros(8, np.uint8))
+        header = t["std_msgs/msg/Header"](
+            stamp=t["builtin_interfaces/msg/Time"](sec=ns // NS, nanosec=ns % NS),
+            frame_id="camera_color_optical_frame")
+        msg = t["sensor_msgs/msg/CompressedImage"](header=header, format="jpeg",
+                                                   data=jpg.reshape(-1))
+        # recorded slightly later
+        writer.write(cam, ns + 3_000_000, store.serialize_cdr(msg, cam.msgtype))
+        dmsg = t["sensor_msgs/msg/Image"](header=header, height=2, width=2, encoding="16UC1",
+                                          is_bigendian=0, step=4, data=np.zeros(8, np.uint8))
         writer.write(depth, ns + 4_000_000, store.serialize_cdr(dmsg, depth.msgtype))
-        writer.write(chatter, ns, store.serialize_cdr(t["std_msgs/msg/String"](data=f"tick {i}"), chatter.msgtype))
+        writer.write(chatter, ns, store.serialize_cdr(t["std_msgs/msg/String"](data=f"tick {i}"),
+                                                      chatter.msgtype))
         samples = (np.arange(1600, dtype=np.int16) % 100 - 50).astype(np.int16)
         if flavour == "mgonzs13":
-            empty = {k: np.zeros(0, d) for k, d in (("float32_data", np.float32), ("int32_data", np.int32),
+            empty = {k: np.zeros(0, d) for k, d in (("float32_data", np.float32),
+                                                    ("int32_data", np.int32),
                                                     ("int8_data", np.int8),
                                                     ("uint8_data", np.uint8))}
             amsg = t["audio_common_msgs/msg/AudioStamped"](
                 header=t["std_msgs/msg/Header"](stamp=header.stamp, frame_id="mic"),
                 audio=t["audio_common_msgs/msg/Audio"](
                     audio_data=t["audio_common_msgs/msg/AudioData"](int16_data=samples, **empty),
-                    info=t["audio_common_msgs/msg/AudioInfo"](format=8, channels=1, rate=16000, chunk=1600)))
+                    info=t["audio_common_msgs/msg/AudioInfo"](format=8, channels=1, rate=16000,
+                                                              chunk=1600)))
         else:
             amsg = t["audio_common_msgs/msg/AudioData"](data=samples.view(np.uint8).copy())
         writer.write(mic, ns + 1_000_000, store.serialize_cdr(amsg, audio_type))
@@ -246,7 +261,8 @@ def _robot_bag(path, storage, embed_definitions, flavour):
 
 @pytest.mark.parametrize("storage,embed,flavour", [
     ("mcap", True, "mgonzs13"), ("sqlite3", True, "mgonzs13"),
-    ("sqlite3", False, "mgonzs13"), ("mcap", False, "ros_drivers"), ("sqlite3", False, "ros_drivers")])
+    ("sqlite3", False, "mgonzs13"), ("mcap", False, "ros_drivers"),
+    ("sqlite3", False, "ros_drivers")])
 def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
     bag = tmp_path / "robot"
     stamp0 = _robot_bag(bag, storage, embed, flavour)
@@ -260,7 +276,8 @@ def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
     with open_bag(bag) as opened:
         from avemo_ros.bags import find_stream_topics
 
-        assert find_stream_topics(opened, camera_topic="/camera/depth/image_raw")[0] == "/camera/depth/image_raw"
+        assert (find_stream_topics(opened, camera_topic="/camera/depth/image_raw")[0]
+                == "/camera/depth/image_raw")
         cam, mic = find_stream_topics(opened)
         with pytest.raises(BagError, match="type std_msgs/msg/String"):
             find_stream_topics(opened, camera_topic="/rosout_like")
@@ -277,8 +294,9 @@ def test_robot_bag_without_ground_truth(tmp_path, storage, embed, flavour):
         chunk = audio_codec.audio_stamped_to_chunk(audio[0].msg)
         assert chunk.stamp_ns == stamp0 and chunk.sample_rate == 16000
     else:
-        chunk = audio_codec.audio_bytes_to_chunk(audio[0].msg.data, sample_format="S16LE", channels=1,
-                                          sample_rate=16000, stamp_ns=audio[0].log_time_ns)
+        chunk = audio_codec.audio_bytes_to_chunk(audio[0].msg.data, sample_format="S16LE",
+                                                 channels=1, sample_rate=16000,
+                                                 stamp_ns=audio[0].log_time_ns)
     assert chunk.samples.shape == (1600, 1)
     assert chunk.samples[0, 0] == pytest.approx(-50 / 32768)
 
@@ -291,7 +309,8 @@ def test_truth_json_errors(tmp_path, timeline):
     text = meta.read_text()
     start = text.index(TRUTH_KEY)
     end = text.index("duration:")
-    meta.write_text(text[:start] + TRUTH_KEY + ": '" + good.replace("'", "''") + "'\n  " + text[end:])
+    meta.write_text(text[:start] + TRUTH_KEY + ": '" + good.replace("'", "''") + "'\n  "
+                    + text[end:])
     assert read_ground_truth(bag) == [TruthSegment("clip0.mp4", 1, 2, "happy")]
     meta.write_text(text[:start] + TRUTH_KEY + ": 'not json'\n  " + text[end:])
     with pytest.raises(BagError, match="ground truth"):

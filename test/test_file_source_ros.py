@@ -45,17 +45,21 @@ HAS_STAMPED = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioStamped")
 HAS_ROS_DRIVERS = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioDataStamped")
 stamped_only = [
     pytest.mark.mgonzs13_audio,
-    pytest.mark.skipif(not HAS_STAMPED, reason="needs audio_common_msgs AudioStamped (mgonzs13 flavour)"),
+    pytest.mark.skipif(not HAS_STAMPED,
+                       reason="needs audio_common_msgs AudioStamped (mgonzs13 flavour)"),
 ]
-NATIVE_AUDIO = [Parameter("audio_msg_type", value="AudioStamped" if HAS_STAMPED else "AudioDataStamped")]
+NATIVE_AUDIO = [Parameter("audio_msg_type",
+                          value="AudioStamped" if HAS_STAMPED else "AudioDataStamped")]
 ros_drivers_only = [
-    pytest.mark.skipif(not HAS_ROS_DRIVERS, reason="needs audio_common_msgs AudioDataStamped (ros_drivers flavour)"),
+    pytest.mark.skipif(not HAS_ROS_DRIVERS,
+                       reason="needs audio_common_msgs AudioDataStamped (ros_drivers flavour)"),
 ]
 
 
 @pytest.fixture(scope="module")
 def clip_source(tmp_path_factory):
-    """(media path or None, decoded clip): an mp4 when write_media exists, else an in-memory clip."""
+    """(media path or None, decoded clip): an mp4 when write_media exists, else an in-memory
+    clip."""
     n = int(DURATION_S * FPS)
     frames = np.zeros((n, 48, 64, 3), np.uint8)
     frames[..., 0] = (np.arange(n) * 5)[:, None, None]
@@ -87,7 +91,8 @@ def ns():
 @dataclass
 class Received:
     images: list = field(default_factory=list)  # (wall time, stamp ns, frame_id, rgb)
-    audio: list = field(default_factory=list)  # (wall time, stamp ns or None, frame_id, samples, rate)
+    # (wall time, stamp ns or None, frame_id, samples, rate)
+    audio: list = field(default_factory=list)
     done: list = field(default_factory=list)
     info: list = field(default_factory=list)
 
@@ -102,31 +107,36 @@ class Sink(Node):
         if transport == "raw":
             self.create_subscription(Image, "image", self._on_image, image_qos)
         else:
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos)
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image,
+                                     image_qos)
         reliable = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(getattr(AUDIO_MSGS, audio_type), "audio", self._on_audio, reliable)
+        self.create_subscription(getattr(AUDIO_MSGS, audio_type), "audio", self._on_audio,
+                                 reliable)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(Bool, "file_source/done", lambda m: self.got.done.append(m.data), latched)
+        self.create_subscription(Bool, "file_source/done",
+                                 lambda m: self.got.done.append(m.data), latched)
         if audio_type != "AudioStamped":
-            self.create_subscription(AUDIO_MSGS.AudioInfo, "audio_info", self.got.info.append, latched)
+            self.create_subscription(AUDIO_MSGS.AudioInfo, "audio_info", self.got.info.append,
+                                     latched)
 
     def _on_image(self, msg):
         rgb = image_to_rgb(msg) if isinstance(msg, Image) else compressed_to_rgb(msg)
-        self.got.images.append((time.monotonic(), stamp_to_ns(msg.header.stamp), msg.header.frame_id, rgb))
+        self.got.images.append((time.monotonic(), stamp_to_ns(msg.header.stamp),
+                                msg.header.frame_id, rgb))
 
     def _on_audio(self, msg):
         if self.audio_type == "AudioStamped":
             chunk = audio_stamped_to_chunk(msg)
-            self.got.audio.append((time.monotonic(), chunk.stamp_ns, msg.header.frame_id, chunk.samples,
-                                   chunk.sample_rate))
+            self.got.audio.append((time.monotonic(), chunk.stamp_ns, msg.header.frame_id,
+                                   chunk.samples, chunk.sample_rate))
             return
         info = self.got.info[-1] if self.got.info else None
         rate = info.sample_rate if info else RATE
         stamp = stamp_to_ns(msg.header.stamp) if hasattr(msg, "header") else None
         data = msg.audio.data if hasattr(msg, "audio") else msg.data
-        chunk = audio_bytes_to_chunk(data, sample_format=self.sample_format, channels=1, sample_rate=rate,
-                                     stamp_ns=stamp or 0)
+        chunk = audio_bytes_to_chunk(data, sample_format=self.sample_format, channels=1,
+                                     sample_rate=rate, stamp_ns=stamp or 0)
         frame_id = msg.header.frame_id if hasattr(msg, "header") else None
         self.got.audio.append((time.monotonic(), stamp, frame_id, chunk.samples, rate))
 
@@ -150,21 +160,24 @@ def wait_for_graph(source, sink, image_topic, timeout_s=5.0):
 
 
 CASES = [
-    pytest.param("raw", "rgb8", "AudioStamped", "int16", 1.0, 0, id="raw-rgb8-mgonzs13-int16", marks=stamped_only),
-    pytest.param("compressed", "rgb8", "AudioStamped", "float32", 2.0, 8000, id="jpeg-stamped-float32-x2",
+    pytest.param("raw", "rgb8", "AudioStamped", "int16", 1.0, 0, id="raw-rgb8-mgonzs13-int16",
                  marks=stamped_only),
-    pytest.param("raw", "bgr8", "AudioDataStamped", "S16LE", 1.0, 0, id="raw-bgr8-ros_drivers-S16LE", marks=ros_drivers_only),
-    pytest.param("compressed", "rgb8", "AudioData", "S24LE", 2.0, 0, id="jpeg-ros_drivers-AudioData-S24LE-x2",
-                 marks=ros_drivers_only),
+    pytest.param("compressed", "rgb8", "AudioStamped", "float32", 2.0, 8000,
+                 id="jpeg-stamped-float32-x2", marks=stamped_only),
+    pytest.param("raw", "bgr8", "AudioDataStamped", "S16LE", 1.0, 0,
+                 id="raw-bgr8-ros_drivers-S16LE", marks=ros_drivers_only),
+    pytest.param("compressed", "rgb8", "AudioData", "S24LE", 2.0, 0,
+                 id="jpeg-ros_drivers-AudioData-S24LE-x2", marks=ros_drivers_only),
 ]
 
 
 @pytest.mark.parametrize("transport,encoding,audio_type,sample_format,rate,audio_rate", CASES)
-def test_plays_clip_in_real_time(context, ns, clip_source, tmp_path, transport, encoding, audio_type, sample_format,
-                                 rate, audio_rate):
+def test_plays_clip_in_real_time(context, ns, clip_source, tmp_path, transport, encoding,
+                                 audio_type, sample_format, rate, audio_rate):
     path, clip = clip_source
     image_topic = "image" if transport == "raw" else "image/compressed"
-    image_qos = (QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE) if transport == "raw"
+    image_qos = (QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+                 if transport == "raw"
                  else QoSProfile(depth=200, reliability=qos_profile_sensor_data.reliability))
     params = [
         Parameter("rate", value=rate),
@@ -179,15 +192,18 @@ def test_plays_clip_in_real_time(context, ns, clip_source, tmp_path, transport, 
     if path is not None:  # a missing file first: logged, skipped, the rest plays
         params.append(Parameter("media_paths", value=[str(tmp_path / "missing.mp4"), path]))
     sink = Sink(context, ns, transport, audio_type, sample_format, image_qos)
-    source = FileSource(namespace=ns, context=context, parameter_overrides=params, clips=None if path else [clip])
+    source = FileSource(namespace=ns, context=context, parameter_overrides=params,
+                        clips=None if path else [clip])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(source)
     executor.add_node(sink)
     try:
-        assert wait_for_graph(source, sink, image_topic), "file_source and the sink did not discover each other"
+        assert wait_for_graph(source, sink, image_topic), \
+            "file_source and the sink did not discover each other"
         clock_at_start = source.get_clock().now().nanoseconds
         span_s = clip.duration / rate
-        assert spin_until(executor, lambda: True in sink.got.done, timeout_s=span_s + 8.0), "no ~/done"
+        assert spin_until(executor, lambda: True in sink.got.done, timeout_s=span_s + 8.0), \
+            "no ~/done"
         spin_until(executor, lambda: False, timeout_s=0.1)  # drain messages still in flight
     finally:
         executor.shutdown()
@@ -205,17 +221,20 @@ def test_plays_clip_in_real_time(context, ns, clip_source, tmp_path, transport, 
     assert np.all(np.diff(frame_stamps) > 0)
     assert {f for _, _, f, _ in got.images} == {"test_cam"}
     start_ns = frame_stamps[0] - round(clip.frame_times[0] * NS)
-    assert clock_at_start + 0.25 * NS <= start_ns <= clock_at_start + 2 * NS  # node clock + start delay
+    # node clock + start delay
+    assert clock_at_start + 0.25 * NS <= start_ns <= clock_at_start + 2 * NS
     expected = np.rint(clip.frame_times * NS).astype(np.int64)
     idx = np.searchsorted(expected, frame_stamps - start_ns)
-    np.testing.assert_array_equal(frame_stamps - start_ns, expected[idx])  # stamp - start == frame time
+    # stamp - start == frame time
+    np.testing.assert_array_equal(frame_stamps - start_ns, expected[idx])
     for (_, _, _, rgb), i in zip(got.images, idx):
         diff = np.abs(rgb.astype(int) - clip.frames[i]).mean()
         assert diff == 0 if transport == "raw" else diff < 8
 
     # Audio: every sample exactly once, contiguous stamps aligned with the video.
     out_rate = audio_rate or clip.sample_rate
-    n_expected = clip.audio.shape[0] if not audio_rate else -(-clip.audio.shape[0] * audio_rate // clip.sample_rate)
+    n_expected = (clip.audio.shape[0] if not audio_rate
+                  else -(-clip.audio.shape[0] * audio_rate // clip.sample_rate))
     samples = np.concatenate([a for _, _, _, a, _ in got.audio])
     assert samples.shape[0] == n_expected
     assert {r for *_, r in got.audio} == {out_rate}
@@ -224,16 +243,19 @@ def test_plays_clip_in_real_time(context, ns, clip_source, tmp_path, transport, 
         np.testing.assert_allclose(samples, clip.audio, atol=tol)
     if audio_type != "AudioData":
         stamps = np.array([s for _, s, _, _, _ in got.audio])
-        offsets = np.concatenate([[0], np.cumsum([a.shape[0] for _, _, _, a, _ in got.audio])[:-1]])
+        offsets = np.concatenate([[0],
+                                  np.cumsum([a.shape[0] for _, _, _, a, _ in got.audio])[:-1]])
         np.testing.assert_allclose(stamps - start_ns, offsets * NS / out_rate, atol=1)
         assert {f for _, _, f, _, _ in got.audio} == {"microphone"}
     else:
-        assert got.info and got.info[-1].sample_format == sample_format and got.info[-1].channels == 1
+        assert (got.info and got.info[-1].sample_format == sample_format
+                and got.info[-1].channels == 1)
 
     # Pacing: first to last message takes the clip duration divided by the rate.
     times = [t for t, *_ in got.images] + [t for t, *_ in got.audio]
     elapsed = max(times) - min(times)
-    assert span_s - 0.15 <= elapsed <= span_s + 0.4, f"played {clip.duration:.2f} s at x{rate} in {elapsed:.2f} s"
+    assert span_s - 0.15 <= elapsed <= span_s + 0.4, \
+        f"played {clip.duration:.2f} s at x{rate} in {elapsed:.2f} s"
 
 
 def test_parameters_are_validated(context, clip_source):
@@ -256,7 +278,8 @@ def test_parameters_are_validated(context, clip_source):
         source.destroy_node()
     bad = [
         [Parameter("image_transport", value="theora")],
-        [Parameter("audio_msg_type", value="AudioStamped"), Parameter("audio_sample_format", value="S16LE")],
+        [Parameter("audio_msg_type", value="AudioStamped"),
+         Parameter("audio_sample_format", value="S16LE")],
         [Parameter("audio_rate", value=500)],
     ]
     for overrides in bad:
@@ -281,12 +304,14 @@ def test_stamps_follow_sim_time(context, ns, clip_source):
     """With use_sim_time, stamps start at the simulated clock and playback follows /clock."""
     _, clip = clip_source
     audio_type = NATIVE_AUDIO[0].value
-    sink = Sink(context, ns, "raw", audio_type, "S16LE", QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    sink = Sink(context, ns, "raw", audio_type, "S16LE",
+                QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
     clock_node = Node("sim_clock", context=context)
     clock_pub = clock_node.create_publisher(Clock, f"{ns}/clock", 10)  # a private /clock
-    source = FileSource(namespace=ns, context=context, clips=[clip], parameter_overrides=NATIVE_AUDIO + [
-        Parameter("use_sim_time", value=True), Parameter("rate", value=1.0)],
-        cli_args=["--ros-args", "-r", f"/clock:={ns}/clock"])
+    source = FileSource(namespace=ns, context=context, clips=[clip],
+                        parameter_overrides=NATIVE_AUDIO + [
+                            Parameter("use_sim_time", value=True), Parameter("rate", value=1.0)],
+                        cli_args=["--ros-args", "-r", f"/clock:={ns}/clock"])
     executor = SingleThreadedExecutor(context=context)
     for node in (source, sink, clock_node):
         executor.add_node(node)
@@ -307,7 +332,8 @@ def test_stamps_follow_sim_time(context, ns, clip_source):
     stamps = np.array([s for _, s, _, _ in sink.got.images])
     assert len(stamps) == len(clip.frame_times)
     assert 100 * NS <= stamps[0] < 101 * NS  # the simulated clock, not the wall clock
-    np.testing.assert_array_equal(stamps - stamps[0], np.rint(clip.frame_times * NS).astype(np.int64))
+    np.testing.assert_array_equal(stamps - stamps[0],
+                                  np.rint(clip.frame_times * NS).astype(np.int64))
     wall = max(t for t, *_ in sink.got.images) - min(t for t, *_ in sink.got.images)
     assert wall < clip.duration * 0.8  # sim time ran faster than the wall clock
 
@@ -315,8 +341,10 @@ def test_stamps_follow_sim_time(context, ns, clip_source):
 def test_rate_change_while_playing_keeps_the_position(context, ns, clip_source):
     _, clip = clip_source
     audio_type = NATIVE_AUDIO[0].value
-    sink = Sink(context, ns, "raw", audio_type, "S16LE", QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
-    source = FileSource(namespace=ns, context=context, clips=[clip], parameter_overrides=NATIVE_AUDIO)
+    sink = Sink(context, ns, "raw", audio_type, "S16LE",
+                QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE))
+    source = FileSource(namespace=ns, context=context, clips=[clip],
+                        parameter_overrides=NATIVE_AUDIO)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(source)
     executor.add_node(sink)
@@ -336,4 +364,5 @@ def test_rate_change_while_playing_keeps_the_position(context, ns, clip_source):
     assert remaining_s / 4 - 0.1 <= t_done - t_change <= remaining_s / 4 + 0.3
     stamps = np.array([s for _, s, _, _ in sink.got.images])
     assert len(stamps) == len(clip.frame_times)  # nothing skipped or repeated at the change
-    np.testing.assert_array_equal(stamps - stamps[0], np.rint(clip.frame_times * NS).astype(np.int64))
+    np.testing.assert_array_equal(stamps - stamps[0],
+                                  np.rint(clip.frame_times * NS).astype(np.int64))

@@ -73,14 +73,16 @@ def stream_events(clips, base_ns: int, image_msg, audio_msg, fps: float = 30.0):
             events.append((t, "image", image_msg(rgb, base_ns + int(round(t * NS)))))
         for a in range(0, len(audio) - CHUNK + 1, CHUNK):
             t = t_clip + a / RATE
-            events.append((t, "audio", audio_msg(audio[a:a + CHUNK], base_ns + int(round(t * NS)))))
+            events.append((t, "audio",
+                           audio_msg(audio[a:a + CHUNK], base_ns + int(round(t * NS)))))
         t_clip += len(frames) / fps
     events.sort(key=lambda e: (e[0], e[1] != "audio"))
     return events
 
 
 def stamped_audio(samples, stamp_ns):
-    return audio_codec.chunk_to_audio_stamped(samples, RATE, stamp_ns, "microphone", acm, fmt="int16")
+    return audio_codec.chunk_to_audio_stamped(samples, RATE, stamp_ns, "microphone", acm,
+                                              fmt="int16")
 
 
 def pcm_audio(samples, stamp_ns):
@@ -151,7 +153,8 @@ def test_bad_input_is_reported_and_the_node_keeps_serving(ros, _):
     frames, audio = render("happy", 4.5)
     proc = h.PerceptionProcess(BUNDLE, "hop_s:=1.0", "log_throttle_s:=2.0",
                                "audio_msg_type:=AudioStamped", runner_args=OWN_TOPICS)
-    driver = h.Driver(acm.AudioStamped, name="bad_input_driver", audio_qos=audio_drivers.CAPTURER_QOS)
+    driver = h.Driver(acm.AudioStamped, name="bad_input_driver",
+                      audio_qos=audio_drivers.CAPTURER_QOS)
     try:
         assert driver.wait_subscribed(proc)
         base = time.time_ns()
@@ -173,12 +176,14 @@ def test_bad_input_is_reported_and_the_node_keeps_serving(ros, _):
                        (t, "audio", nan_chunk), (t, "audio", int24)]
         events.sort(key=lambda e: e[0])
         h.publish_stream(driver, events)
-        assert driver.wait_for(lambda: len(driver.estimates) >= 1, 10.0), "no estimate after bad input"
+        assert driver.wait_for(lambda: len(driver.estimates) >= 1, 10.0), \
+            "no estimate after bad input"
         n_before = len(driver.estimates)
         # Time jumps back (a bag loop restart): counted, and estimates resume on the new clock.
         h.publish_stream(driver, stream_events([(frames, audio)], base, raw_image, stamped_audio))
         assert driver.wait_for(lambda: len(driver.estimates) > n_before, 10.0)
-        assert driver.wait_for(lambda: int(driver.last_counters().get("timestamps_backwards", 0)) >= 1, 5)
+        assert driver.wait_for(
+            lambda: int(driver.last_counters().get("timestamps_backwards", 0)) >= 1, 5)
         counters = driver.last_counters()
     finally:
         driver.close()
@@ -216,9 +221,11 @@ def test_audio_info_wins_over_parameters_and_compressed_images(ros):
                       extra={"audio_info": (acm.AudioInfo, "audio_info", latched)})
     try:
         assert driver.wait_subscribed(proc)
-        assert driver.wait_for(lambda: driver.pubs["audio_info"].get_subscription_count() > 0, 10.0)
-        driver.pubs["audio_info"].publish(acm.AudioInfo(channels=1, sample_rate=RATE, sample_format="S16LE",
-                                                        bitrate=0, coding_format="wave"))
+        assert driver.wait_for(
+            lambda: driver.pubs["audio_info"].get_subscription_count() > 0, 10.0)
+        driver.pubs["audio_info"].publish(acm.AudioInfo(channels=1, sample_rate=RATE,
+                                                        sample_format="S16LE", bitrate=0,
+                                                        coding_format="wave"))
         time.sleep(0.3)
         base = time.time_ns()
         h.publish_stream(driver, stream_events([(frames, audio)], base, jpeg, pcm_audio))
@@ -243,14 +250,15 @@ def test_audio_info_wins_over_parameters_and_compressed_images(ros):
 
 
 @pytest.mark.parametrize("_", [pytest.param(None, marks=needs_mgonzs13, id="mgonzs13-reliable")])
-def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_with_a_warning(ros, _):
+def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_with_a_warning(
+        ros, _):
     """Windows go out as soon as both streams pass their end (grace 5 s is only a cap);
     the node holds only the frames its windows select; when input comes faster than the
     worker can estimate, older waiting windows are dropped, counted and reported as WARN,
     and the newest window is still estimated."""
     frames, audio = render("angry", 6.0, seed=7)
-    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "grace_s:=5.0", "audio_msg_type:=AudioStamped",
-                               runner_args=OWN_TOPICS)
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "grace_s:=5.0",
+                               "audio_msg_type:=AudioStamped", runner_args=OWN_TOPICS)
     driver = h.Driver(acm.AudioStamped, name="burst_driver")
     try:
         assert driver.wait_subscribed(proc)
@@ -264,7 +272,8 @@ def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_w
         n_live = len(driver.estimates)
         burst = stream_events([(frames, audio)], base + 6 * NS, raw_image, stamped_audio)
         h.publish_stream(driver, burst, rate=30.0)
-        assert driver.wait_for(lambda: int(driver.last_counters().get("windows_dropped", 0)) >= 1, 10.0), \
+        assert driver.wait_for(
+            lambda: int(driver.last_counters().get("windows_dropped", 0)) >= 1, 10.0), \
             driver.last_counters()
         driver.wait_for(lambda: False, 1.5)  # the worker finishes what it holds
         counters = driver.last_counters()
@@ -274,16 +283,19 @@ def test_no_wait_for_grace_only_selected_frames_kept_and_a_burst_drops_windows_w
     assert all(m.latency < 1.0 for m in live), [m.latency for m in live]  # far below grace_s 5 s
     assert int(live_counters["frames_unused"]) > 0
     assert int(live_counters["frames_held"]) <= 2 * load_manifest(BUNDLE).video.n_frames
-    for key in ("image_arrival_lag_ms", "audio_arrival_lag_ms", "window_ready_lag_ms", "queue_wait_ms",
-                "latency_ms"):
+    for key in ("image_arrival_lag_ms", "audio_arrival_lag_ms", "window_ready_lag_ms",
+                "queue_wait_ms", "latency_ms"):
         assert live_counters[key].startswith("p50 "), live_counters
     later = [m for _, m in driver.estimates[n_live:]]
     ends = [conv.stamp_to_ns(m.header.stamp) for m in later]
-    assert later and ends == sorted(ends) and ends[-1] > base + 10 * NS  # newest windows still served
-    burst_windows = int(counters["windows_published"]) - n_live + int(counters.get("windows_skipped", 0))
+    # newest windows still served
+    assert later and ends == sorted(ends) and ends[-1] > base + 10 * NS
+    burst_windows = (int(counters["windows_published"]) - n_live
+                     + int(counters.get("windows_skipped", 0)))
     # each window ending in 6 s .. 12 s is published, skipped or dropped: once
     assert int(counters["windows_dropped"]) + burst_windows <= 13
-    assert any(s.level in (1, b"\x01") and "falling behind" in s.message for s in driver.diagnostics), \
+    assert any(s.level in (1, b"\x01") and "falling behind" in s.message
+               for s in driver.diagnostics), \
         [(s.level, s.message) for s in driver.diagnostics][-5:]
     assert "dropped for a newer one" in out
 
@@ -299,19 +311,24 @@ def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap)
     emotions = ("happy", "sad", "angry")
     clips = [render(e, 3.6, seed=11 + i) for i, e in enumerate(emotions)]
     capture = audio_drivers.AudioCapture(acm, coding="mp3")
-    params = ["hop_s:=0.5"] + ([] if audio_type == "AudioDataStamped" else [f"audio_msg_type:={audio_type}"])
-    proc = h.PerceptionProcess(BUNDLE, *params, runner_args=("--remap", remap, "--remap", "audio_info:=audio_info"))
+    params = ["hop_s:=0.5"] + ([] if audio_type == "AudioDataStamped"
+                               else [f"audio_msg_type:={audio_type}"])
+    proc = h.PerceptionProcess(BUNDLE, *params,
+                               runner_args=("--remap", remap, "--remap", "audio_info:=audio_info"))
     topic = remap.split(":=")[1]
-    other = {"AudioDataStamped": ("audio", acm.AudioData), "AudioData": ("audio_stamped", acm.AudioDataStamped)}
+    other = {"AudioDataStamped": ("audio", acm.AudioData),
+             "AudioData": ("audio_stamped", acm.AudioDataStamped)}
     extra = {"audio_info": (acm.AudioInfo, "audio_info", audio_drivers.CAPTURE_INFO_QOS),
-             "other_data": (other[audio_type][1], other[audio_type][0], audio_drivers.CAPTURE_DATA_QOS)}
+             "other_data": (other[audio_type][1], other[audio_type][0],
+                            audio_drivers.CAPTURE_DATA_QOS)}
     driver = h.Driver(getattr(acm, audio_type), name="audio_capture", audio_topic=topic,
                       audio_qos=audio_drivers.CAPTURE_DATA_QOS, extra=extra)
     try:
         driver.pubs["audio_info"].publish(capture.info())  # at start-up: nobody listens yet
         assert driver.wait_subscribed(proc)
         base = time.time_ns()
-        events = [e for e in stream_events(clips, base, raw_image, lambda s, t: None) if e[1] == "image"]
+        events = [e for e in stream_events(clips, base, raw_image, lambda s, t: None)
+                  if e[1] == "image"]
         wanted = "audio_stamped" if audio_type == "AudioDataStamped" else "audio"
         for t, kind, msg in capture.events(np.concatenate([a for _, a in clips]), t0=0.0):
             events.append((t, "audio" if kind == wanted else "audio_info" if kind == "audio_info"
@@ -330,7 +347,6 @@ def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap)
         assert int(counters.get(key, 0)) == 0, (counters, out[-2000:])
     with_audio = [m for m in msgs if m.modalities & 1]
     assert len(with_audio) >= len(msgs) - 1, [m.modalities for m in msgs]
-    labels = list(msgs[0].labels)
     inside = []  # windows inside one clip, both modalities: the fused label is the clip's
     for m in with_audio:
         t_end = (conv.stamp_to_ns(m.header.stamp) - base) / NS
@@ -339,7 +355,8 @@ def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap)
             inside.append(m.label == emotions[k])
     assert len(inside) >= 3 and np.mean(inside) >= 0.75, [(m.label, m.modalities) for m in msgs]
     ends = [conv.stamp_to_ns(m.header.stamp) for m in msgs]
-    assert all(abs(e - base) < 20 * NS for e in ends)  # on the camera's clock, not the GStreamer one
+    # on the camera's clock, not the GStreamer one
+    assert all(abs(e - base) < 20 * NS for e in ends)
     if audio_type == "AudioDataStamped":
         assert int(counters.get("audio_clock_mapped", 0)) >= 1 and "GStreamer" in out
     else:

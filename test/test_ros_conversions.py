@@ -50,11 +50,14 @@ AUDIO_MSGS = _audio_module()
 HAS_STAMPED = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioStamped")
 HAS_ROS_DRIVERS = AUDIO_MSGS is not None and hasattr(AUDIO_MSGS, "AudioDataStamped")
 _skip_unless_stamped = pytest.mark.skipif(
-    not HAS_STAMPED, reason="audio_common_msgs.msg.AudioStamped not importable (ros_drivers flavour or not installed)"
+    not HAS_STAMPED,
+    reason="audio_common_msgs.msg.AudioStamped not importable "
+    "(ros_drivers flavour or not installed)"
 )
 needs_ros_drivers = pytest.mark.skipif(
     not HAS_ROS_DRIVERS,
-    reason="audio_common_msgs.msg.AudioDataStamped not importable (mgonzs13 flavour or not installed)"
+    reason="audio_common_msgs.msg.AudioDataStamped not importable "
+    "(mgonzs13 flavour or not installed)"
 )
 
 
@@ -67,7 +70,8 @@ RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
 
 def make_image(encoding, height, width, step, data, bigendian=0):
     msg = Image()
-    msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian = encoding, height, width, step, bigendian
+    msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian = (
+        encoding, height, width, step, bigendian)
     msg.data = array.array("B", bytes(data))
     return msg
 
@@ -279,7 +283,8 @@ def test_audio_stamped_formats(fmt, values, expected):
 
 @needs_stamped
 def test_audio_stamped_multichannel_is_interleaved():
-    chunk = audio_stamped_to_chunk(stamped(PA_INT16, [1000, -1000, 2000, -2000, 3000, -3000], channels=2))
+    chunk = audio_stamped_to_chunk(
+        stamped(PA_INT16, [1000, -1000, 2000, -2000, 3000, -3000], channels=2))
     assert chunk.samples.shape == (3, 2) and chunk.channels == 2
     np.testing.assert_allclose(chunk.samples[:, 0] * 32768, [1000, 2000, 3000])
     np.testing.assert_allclose(chunk.samples[:, 1] * 32768, [-1000, -2000, -3000])
@@ -308,7 +313,8 @@ def _duck_stamped(fmt, field, values):
 
     data = NS_(**{field: np.array(values, np.int32)})
     return NS_(header=NS_(stamp=Time(sec=1, nanosec=0)),
-               audio=NS_(info=NS_(format=fmt, channels=1, rate=16000, chunk=len(values)), audio_data=data))
+               audio=NS_(info=NS_(format=fmt, channels=1, rate=16000, chunk=len(values)),
+                         audio_data=data))
 
 
 @needs_stamped
@@ -319,7 +325,8 @@ def test_int24_is_refused_where_audio_common_dropped_it_and_read_where_a_bag_has
         audio_stamped_to_chunk(msg)
     with pytest.raises(UnsupportedAudio, match="no int24_data"):
         chunk_to_audio_stamped(np.zeros(4), 16000, 0, "mic", AUDIO_MSGS, "int24")
-    chunk = audio_stamped_to_chunk(_duck_stamped(PA_INT24, "int24_data", [-(2**23), 0, 2**22, 2**23 - 1]))
+    chunk = audio_stamped_to_chunk(
+        _duck_stamped(PA_INT24, "int24_data", [-(2**23), 0, 2**22, 2**23 - 1]))
     np.testing.assert_allclose(chunk.samples[:, 0], [-1.0, 0.0, 0.5, 1.0], atol=1e-6)
     with pytest.raises(ConversionError, match="24-bit range"):
         audio_stamped_to_chunk(_duck_stamped(PA_INT24, "int24_data", [2**23]))
@@ -368,7 +375,8 @@ def test_chunk_to_audio_stamped_rejects_bad_input():
 def test_load_audio_msg_types_stamped_flavour():
     assert load_audio_msg_types("AudioStamped") is AUDIO_MSGS.AudioStamped
     for kind in ("AudioDataStamped", "AudioData"):  # names what is installed and what fits
-        with pytest.raises(ConversionError, match=f"{kind} is a ros_drivers .* installed audio_common_msgs "
+        with pytest.raises(ConversionError,
+                           match=f"{kind} is a ros_drivers .* installed audio_common_msgs "
                            "is the mgonzs13 flavour: set audio_msg_type:=AudioStamped"):
             load_audio_msg_types(kind)
 
@@ -377,7 +385,8 @@ def test_load_audio_msg_types_stamped_flavour():
 def test_load_audio_msg_types_ros_drivers_flavour():
     assert load_audio_msg_types("AudioDataStamped") is AUDIO_MSGS.AudioDataStamped
     assert load_audio_msg_types("AudioData") is AUDIO_MSGS.AudioData
-    with pytest.raises(ConversionError, match="the installed audio_common_msgs is the ros_drivers flavour: "
+    with pytest.raises(ConversionError,
+                       match="the installed audio_common_msgs is the ros_drivers flavour: "
                        "set audio_msg_type:=AudioDataStamped or audio_msg_type:=AudioData"):
         load_audio_msg_types("AudioStamped")
 
@@ -387,7 +396,7 @@ def test_load_audio_msg_types_unknown_name():
         load_audio_msg_types("Audio")
 
 
-# ----------------------------------------------------------------------------- raw bytes (ros_drivers)
+# ------------------------------------------------------------------------- raw bytes (ros_drivers)
 
 
 @pytest.mark.parametrize(
@@ -411,7 +420,8 @@ def test_audio_bytes_formats(fmt, raw, expected):
     assert chunk.sample_rate == 8000 and chunk.stamp_ns == 42 and chunk.samples.dtype == np.float32
 
 
-@pytest.mark.parametrize("fmt", ["S16LE", "S16BE", "S24LE", "S24BE", "S32LE", "S32BE", "F32LE", "F32BE", "U8", "S8"])
+@pytest.mark.parametrize("fmt", ["S16LE", "S16BE", "S24LE", "S24BE", "S32LE", "S32BE",
+                                 "F32LE", "F32BE", "U8", "S8"])
 def test_audio_bytes_round_trip_stereo(fmt):
     samples = RNG.uniform(-1, 1, size=(50, 2)).astype(np.float32)
     samples[0] = [-1.0, 1.0]
@@ -427,12 +437,14 @@ def test_audio_bytes_round_trip_stereo(fmt):
 def test_s24_negative_values_sign_extend():
     raw = chunk_to_audio_data_bytes(np.array([-0.5, -(2.0**-23)]), "S24LE")
     assert raw == bytes([0x00, 0x00, 0xC0, 0xFF, 0xFF, 0xFF])
-    chunk = audio_bytes_to_chunk(raw, sample_format="S24LE", channels=1, sample_rate=1000, stamp_ns=0)
+    chunk = audio_bytes_to_chunk(raw, sample_format="S24LE", channels=1, sample_rate=1000,
+                                 stamp_ns=0)
     np.testing.assert_allclose(chunk.samples[:, 0], [-0.5, -(2.0**-23)])
 
 
 def test_sample_width():
-    assert [sample_width(f) for f in ("U8", "S8", "S16LE", "S24BE", "S32LE", "F32BE")] == [1, 1, 2, 3, 4, 4]
+    assert ([sample_width(f) for f in ("U8", "S8", "S16LE", "S24BE", "S32LE", "F32BE")]
+            == [1, 1, 2, 3, 4, 4])
     with pytest.raises(ConversionError, match="unsupported sample_format"):
         sample_width("AAC")
 
@@ -444,7 +456,8 @@ def test_audio_bytes_errors():
     with pytest.raises(ConversionError, match="whole number of 2-byte samples"):
         audio_bytes_to_chunk(b"\0\0\0", sample_format="S16LE", **kw)
     with pytest.raises(ConversionError, match="not a multiple of 2 channels"):
-        audio_bytes_to_chunk(b"\0\0\0\0\0\0", sample_format="S16LE", channels=2, sample_rate=16000, stamp_ns=0)
+        audio_bytes_to_chunk(b"\0\0\0\0\0\0", sample_format="S16LE", channels=2,
+                             sample_rate=16000, stamp_ns=0)
     with pytest.raises(ConversionError, match="empty audio data"):
         audio_bytes_to_chunk(b"", sample_format="S16LE", **kw)
     with pytest.raises(ConversionError, match="sample rate"):
@@ -462,7 +475,8 @@ def test_ros_drivers_audio_data_stamped_message_bytes():
     msg.header.stamp = ns_to_stamp(9_000_000_000)
     msg.audio.data = array.array("B", chunk_to_audio_data_bytes(np.array([0.5, -0.5]), "S16LE"))
     chunk = audio_bytes_to_chunk(
-        msg.audio.data, sample_format="S16LE", channels=1, sample_rate=16000, stamp_ns=stamp_to_ns(msg.header.stamp)
+        msg.audio.data, sample_format="S16LE", channels=1, sample_rate=16000,
+        stamp_ns=stamp_to_ns(msg.header.stamp)
     )
     np.testing.assert_allclose(chunk.samples[:, 0], [0.5, -0.5])
     assert chunk.stamp_ns == 9_000_000_000

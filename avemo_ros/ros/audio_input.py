@@ -23,13 +23,15 @@ from typing import Any, Callable, Optional
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..audio_codec import AUDIO_MSG_TYPES, AudioChunk, NonFiniteAudio, UnsupportedAudio, audio_stamped_to_chunk
+from ..audio_codec import (AUDIO_MSG_TYPES, AudioChunk, NonFiniteAudio, UnsupportedAudio,
+                           audio_stamped_to_chunk)
 from ..audio_stream import ByteAudioDecoder, ByteFormat, ClockMapper, sniff_coding
 from ..conversions import ConversionError, stamp_to_ns
 from .compat import SubscriptionEventCallbacks
 
 #: audio_msg_type -> the audio_common_msgs flavour that defines it
-FLAVOUR_OF = {"AudioStamped": "mgonzs13", "AudioDataStamped": "ros_drivers", "AudioData": "ros_drivers"}
+FLAVOUR_OF = {"AudioStamped": "mgonzs13", "AudioDataStamped": "ros_drivers",
+              "AudioData": "ros_drivers"}
 FLAVOUR_TYPES = {"ros_drivers": ("AudioDataStamped", "AudioData"), "mgonzs13": ("AudioStamped",)}
 CODING_CHOICES = ("auto", "wave", "mp3")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
@@ -56,11 +58,13 @@ def load_audio_msg_types(kind: str) -> type:
     that fits it, or what to install.
     """
     if kind not in AUDIO_MSG_TYPES:
-        raise ConversionError(f"unknown audio message type {kind!r} (supported: {', '.join(AUDIO_MSG_TYPES)})")
+        raise ConversionError(f"unknown audio message type {kind!r} "
+                              f"(supported: {', '.join(AUDIO_MSG_TYPES)})")
     distro = os.environ.get("ROS_DISTRO") or "<distro>"
     wanted = FLAVOUR_OF[kind]
     if wanted == "ros_drivers":
-        hint = f"install ros-{distro}-audio-common-msgs (or build test/fixtures/audio_common_msgs_ros_drivers)"
+        hint = (f"install ros-{distro}-audio-common-msgs "
+                "(or build test/fixtures/audio_common_msgs_ros_drivers)")
     else:
         hint = ("build mgonzs13/audio_common from source "
                 "(or test/fixtures/audio_common_msgs_mgonzs13)")
@@ -78,14 +82,16 @@ def load_audio_msg_types(kind: str) -> type:
 
 def audio_qos(reliability: str) -> QoSProfile:
     """Subscription QoS for the audio stream; best effort matches every publisher."""
-    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    policy = (ReliabilityPolicy.RELIABLE if reliability == "reliable"
+              else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(depth=200, history=HistoryPolicy.KEEP_LAST, reliability=policy,
                       durability=DurabilityPolicy.VOLATILE)
 
 
 #: audio_info QoS: volatile matches audio_capture (re-published every 5 s) and latched
 #: publishers alike (a transient-local subscription would be refused by the former).
-INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 class AudioInput:
@@ -120,7 +126,8 @@ class AudioInput:
     # --- subscriptions ----------------------------------------------------------------
     def subscribe(self, on_lost: Callable[[Any], None]) -> list:
         """Create the audio (and audio_info) subscriptions; returns them."""
-        events = SubscriptionEventCallbacks(message_lost=on_lost, incompatible_qos=self._on_incompatible)
+        events = SubscriptionEventCallbacks(message_lost=on_lost,
+                                            incompatible_qos=self._on_incompatible)
         self._subs = [self._node.create_subscription(
             self.msg_type, "audio", self._on_audio, audio_qos(self._cfg["audio_reliability"]),
             event_callbacks=events)]
@@ -142,7 +149,8 @@ class AudioInput:
         return self._subs[0].topic_name if self._subs else ""
 
     def _on_incompatible(self, info: Any) -> None:
-        self._warn("audio_qos_incompatible", f"a publisher on {self.topic} has QoS this subscription "
+        self._warn("audio_qos_incompatible",
+                   f"a publisher on {self.topic} has QoS this subscription "
                    f"cannot match (policy id {getattr(info, 'last_policy_kind', '?')}): set "
                    "audio_reliability:=best_effort, which matches every publisher")
 
@@ -156,7 +164,8 @@ class AudioInput:
                 alt = info.topic_type.rsplit("/", 1)[-1]
                 hint = (f"audio_msg_type:={alt}" if alt in AUDIO_MSG_TYPES else
                         "a remap of audio to the driver's audio topic")
-                self._warn("audio_type_mismatch", f"{info.node_name} publishes {info.topic_type} on "
+                self._warn("audio_type_mismatch",
+                           f"{info.node_name} publishes {info.topic_type} on "
                            f"{self.topic}, but this node expects {ours}: set {hint}")
 
     # --- format -----------------------------------------------------------------------
@@ -166,16 +175,20 @@ class AudioInput:
             return
         self.info_format = fmt
         self._decoder = None
-        self._node.get_logger().info(f"audio format from {self._subs[1].topic_name}: {fmt.describe()}")
+        self._node.get_logger().info(
+            f"audio format from {self._subs[1].topic_name}: {fmt.describe()}")
         p = self._params_format
         differs = [name for name, a, b in (
-            ("audio_coding_format", p.coding, fmt.coding), ("audio_sample_format", p.sample_format, fmt.sample_format),
-            ("audio_channels", p.channels, fmt.channels), ("audio_sample_rate", p.sample_rate, fmt.sample_rate))
+            ("audio_coding_format", p.coding, fmt.coding),
+            ("audio_sample_format", p.sample_format, fmt.sample_format),
+            ("audio_channels", p.channels, fmt.channels),
+            ("audio_sample_rate", p.sample_rate, fmt.sample_rate))
             if a != b and not (name == "audio_coding_format" and a == "auto")
             and not (fmt.coding == "mp3" and name != "audio_coding_format")]
         if differs:
             self._warn("audio_info_mismatch", "audio_info disagrees with the parameters "
-                       f"{', '.join(differs)} ({fmt.describe()} vs {p.describe()}): using audio_info")
+                       f"{', '.join(differs)} ({fmt.describe()} vs {p.describe()}): "
+                       "using audio_info")
 
     def _byte_decoder(self, data: Any) -> ByteAudioDecoder:
         """The decoder for the current format: audio_info's, else the parameters' (MP3 sniffed)."""
@@ -224,7 +237,8 @@ class AudioInput:
         if self.kind == "AudioStamped":
             chunk = audio_stamped_to_chunk(msg)
         else:
-            chunk = self._byte_decoder(msg.audio.data).decode(msg.audio.data, stamp_to_ns(msg.header.stamp))
+            chunk = self._byte_decoder(msg.audio.data).decode(msg.audio.data,
+                                                              stamp_to_ns(msg.header.stamp))
             if chunk is None:
                 return None
         changes = self._clock.changes
@@ -233,7 +247,7 @@ class AudioInput:
             offset_s = self._clock.offset_ns / 1e9
             self._warn("audio_clock_mapped", (
                 f"audio header stamps are {offset_s:+.1f} s from the node clock and the camera's "
-                "(audio_capture stamps with its GStreamer clock): mapping them by that fixed offset "
-                "(audio_clock:=header turns this off)") if offset_s else
+                "(audio_capture stamps with its GStreamer clock): mapping them by that fixed "
+                "offset (audio_clock:=header turns this off)") if offset_s else
                 "audio header stamps agree with the camera's again: no clock mapping")
         return chunk

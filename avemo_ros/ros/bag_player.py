@@ -280,7 +280,8 @@ class BagPlayer(Node):
         empty = Parameter("x", Parameter.Type.STRING_ARRAY, [])
         paths = list(bag_paths) if bag_paths else list(
             self.get_parameter_or("bag_paths", empty).value or [])
-        wanted = list(topics) if topics else list(self.get_parameter_or("topics", empty).value or [])
+        wanted = list(topics) if topics else list(
+            self.get_parameter_or("topics", empty).value or [])
         if not paths:
             raise BagPlayerError("no bag to play: give bag paths (bag_paths parameter)")
         self.bags = [_scan_bag(Path(p)) for p in paths]
@@ -303,7 +304,8 @@ class BagPlayer(Node):
         if not self._topic_pubs:
             raise BagPlayerError("nothing to play: no topic of the bags has an installed type"
                                  + (f" among {wanted}" if wanted else ""))
-        sensors = [t for t, ty in self._types.items() if ty in CAMERA_TYPES or ty.startswith("audio_common_msgs/")]
+        sensors = [t for t, ty in self._types.items()
+                   if ty in CAMERA_TYPES or ty.startswith("audio_common_msgs/")]
         self._wait_topics = sorted(sensors or self._topic_pubs)
         self._done_pub = self.create_publisher(Bool, "~/done", LATCHED_QOS)
         self._clock_pub = (self.create_publisher(Clock, "/clock", CLOCK_QOS)
@@ -436,7 +438,8 @@ class BagPlayer(Node):
             self.get_logger().info(
                 f"playlist finished after {self.passes + 1} pass(es): "
                 + ", ".join(f"{t} {n}" for t, n in sorted(self.published.items())))
-            if self._clock_pub is not None:  # nodes still busy with the last messages see time pass
+            # nodes still busy with the last messages see time pass
+            if self._clock_pub is not None:
                 self._wait_until(2**62)
         except Exception as exc:  # the thread must not die silently
             self.get_logger().error(f"playback failed: {type(exc).__name__}: {exc}")
@@ -447,7 +450,8 @@ class BagPlayer(Node):
             return True
         deadline = time.monotonic() + timeout
         while not self._stop.is_set():
-            missing = [t for t in self._wait_topics if self._topic_pubs[t].get_subscription_count() == 0]
+            missing = [t for t in self._wait_topics
+                       if self._topic_pubs[t].get_subscription_count() == 0]
             if not missing:
                 return True
             if time.monotonic() >= deadline:
@@ -483,7 +487,8 @@ class BagPlayer(Node):
                 for conn, log_ns, raw in reader.messages(connections=conns):
                     yield conn.topic, int(log_ns), bytes(raw)
         except Exception as exc:
-            self.get_logger().error(f"reading {bag.path} failed: {exc}; going on with the next bag")
+            self.get_logger().error(
+                f"reading {bag.path} failed: {exc}; going on with the next bag")
 
     def _wait_until(self, offset_ns: int) -> bool:
         """Sleep until the playlist offset reaches ``offset_ns``, ticking /clock meanwhile."""
@@ -522,8 +527,8 @@ class BagPlayer(Node):
                 deserialize_message(raw, self._topic_pubs[topic].msg_type)
             except Exception as exc:
                 self.get_logger().error(
-                    f"skipping topic {topic}: its messages in {bag.path} do not deserialize as the "
-                    f"installed {self._types[topic]} ({exc}); the bag's definition differs")
+                    f"skipping topic {topic}: its messages in {bag.path} do not deserialize as "
+                    f"the installed {self._types[topic]} ({exc}); the bag's definition differs")
                 self._skipped.add(topic)
         if topic in self._skipped:
             return
@@ -560,9 +565,11 @@ def build_parser() -> argparse.ArgumentParser:
 def player_args(args: argparse.Namespace) -> list[str]:
     """ROS parameter arguments for the player from the parsed command line."""
     p = {"rate": repr(float(args.rate)), "loop": str(args.loop).lower(),
-         "publish_clock": str(args.clock).lower(), "clock_frequency": repr(float(args.clock_frequency)),
+         "publish_clock": str(args.clock).lower(),
+         "clock_frequency": repr(float(args.clock_frequency)),
          "paused": str(args.start_paused).lower(), "start_delay_s": repr(float(args.delay)),
-         "wait_for_subscribers_s": repr(float(args.wait_subscribers)), "camera_qos": args.camera_qos}
+         "wait_for_subscribers_s": repr(float(args.wait_subscribers)),
+         "camera_qos": args.camera_qos}
     out = ["--ros-args"]
     for k, v in p.items():
         out += ["-p", f"{k}:={v}"]

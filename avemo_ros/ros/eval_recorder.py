@@ -9,9 +9,9 @@ ground-truth label covering most of the window (``avemo_ros.bags.truth_for_windo
 its latency is the arrival time minus the window end on the node clock (the sim clock
 under ``use_sim_time``, so replay with ``bag_player --clock``). When the player's ``done``
 (``std_msgs/Bool`` true, latched) arrives, the node waits until no estimate came for
-``grace_s`` seconds of wall time (at most ``max_wait_s``) and writes the report with ``avemo_ros.evaluation.write_report``
-(report.json, windows.csv, confusion.png, latency.png) into ``out_dir``; on shutdown
-before that it writes what it has.
+``grace_s`` seconds of wall time (at most ``max_wait_s``) and writes the report with
+``avemo_ros.evaluation.write_report`` (report.json, windows.csv, confusion.png,
+latency.png) into ``out_dir``; on shutdown before that it writes what it has.
 
 Bags whose stamp spans overlap cannot be told apart by stamp: windows then go to the
 first such bag at or after the last one attributed (the player plays them in order).
@@ -93,7 +93,8 @@ class EvalRecorder(Node):
     ``extra`` (e.g. replay settings).
     """
 
-    def __init__(self, node_name: str = "eval_recorder", *, bag_paths: Optional[Sequence[str]] = None,
+    def __init__(self, node_name: str = "eval_recorder", *,
+                 bag_paths: Optional[Sequence[str]] = None,
                  out_dir: Optional[str] = None, now_ns: Optional[Callable[[], int]] = None,
                  report_extra: Optional[Callable[[], dict]] = None, **kwargs: Any):
         super().__init__(node_name, **kwargs)
@@ -117,7 +118,8 @@ class EvalRecorder(Node):
             raise
         for b in self.bags:
             if not b.segments:
-                self.get_logger().warning(f"{b.path} holds no ground truth: its windows are not scored")
+                self.get_logger().warning(
+                    f"{b.path} holds no ground truth: its windows are not scored")
         self.out_dir = out_dir if out_dir is not None else self._cfg["out_dir"]
         self._now_ns = now_ns
         self._report_extra = report_extra
@@ -157,7 +159,8 @@ class EvalRecorder(Node):
 
     def _bag_for(self, end_ns: int) -> Optional[_BagTruth]:
         n = len(self.bags)
-        holding = [i for i, b in enumerate(self.bags) if b.start_ns <= end_ns <= b.end_ns + NS // 10]
+        holding = [i for i, b in enumerate(self.bags)
+                   if b.start_ns <= end_ns <= b.end_ns + NS // 10]
         if not holding:
             return None
         if len(holding) > 1:
@@ -196,7 +199,8 @@ class EvalRecorder(Node):
                 source=bag.source if bag else "", start_ns=start, end_ns=end,
                 truth=truth_for_window(bag.segments, start, end) if bag else None,
                 label=msg.label, confidence=float(msg.confidence),
-                probabilities=[float(p) for p in msg.probabilities] if labels == self.labels else [],
+                probabilities=([float(p) for p in msg.probabilities] if labels == self.labels
+                               else []),
                 modalities=int(msg.modalities), latency_s=latency))
             self._reported_latency.append(float(msg.latency))
 
@@ -283,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--bag", nargs="+", required=True, type=Path, help="the replayed bags")
     ap.add_argument("--out", required=True, type=Path, help="report directory")
     ap.add_argument("--topic", default="emotion", help="EmotionEstimate topic")
-    ap.add_argument("--done-topic", default="/bag_player/done", help="player's done topic ('' none)")
+    ap.add_argument("--done-topic", default="/bag_player/done",
+                    help="player's done topic ('' none)")
     ap.add_argument("--grace", type=float, default=3.0,
                     help="after done, report once no estimate came for this many seconds")
     return ap

@@ -77,7 +77,8 @@ _NS_PER_S = 1_000_000_000
 _LAG_WARN_NS = 200_000_000  # warn when publishing falls this far behind schedule
 _IMAGE_TRANSPORTS = ("raw", "compressed")
 _IMAGE_ENCODINGS = ("rgb8", "bgr8")
-_DEFAULT_SAMPLE_FORMAT = {"AudioStamped": "int16", "AudioDataStamped": "S16LE", "AudioData": "S16LE"}
+_DEFAULT_SAMPLE_FORMAT = {"AudioStamped": "int16", "AudioDataStamped": "S16LE",
+                          "AudioData": "S16LE"}
 
 
 class FileSourceError(ValueError):
@@ -90,10 +91,12 @@ def _descriptor(
     constraints: str = "",
 ) -> ParameterDescriptor:
     desc = ParameterDescriptor(
-        type=ptype, description=description, read_only=read_only, additional_constraints=constraints
+        type=ptype, description=description, read_only=read_only,
+        additional_constraints=constraints
     )
     if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0], to_value=float_range[1], step=0.0)]
+        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0],
+                                                        to_value=float_range[1], step=0.0)]
     if int_range is not None:
         desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
     return desc
@@ -104,26 +107,37 @@ _P = ParameterType
 # Only ``loop`` and ``rate`` may change at run time.
 PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
     "media_paths": (Parameter.Type.STRING_ARRAY, _descriptor(
-        _P.PARAMETER_STRING_ARRAY, "Media files to play in order (playlist).", constraints="at least one path")),
-    "loop": (False, _descriptor(_P.PARAMETER_BOOL, "Restart the playlist at its end.", read_only=False)),
-    "rate": (1.0, _descriptor(_P.PARAMETER_DOUBLE, "Playback speed factor (stamps still follow media time).",
+        _P.PARAMETER_STRING_ARRAY, "Media files to play in order (playlist).",
+        constraints="at least one path")),
+    "loop": (False, _descriptor(_P.PARAMETER_BOOL, "Restart the playlist at its end.",
+                                read_only=False)),
+    "rate": (1.0, _descriptor(_P.PARAMETER_DOUBLE,
+                              "Playback speed factor (stamps still follow media time).",
                               read_only=False, float_range=(0.01, 100.0))),
-    "image_transport": ("raw", _descriptor(_P.PARAMETER_STRING, "'raw' publishes image, 'compressed' image/compressed.",
+    "image_transport": ("raw", _descriptor(_P.PARAMETER_STRING,
+                                           "'raw' publishes image, 'compressed' image/compressed.",
                                            constraints="raw|compressed")),
-    "image_encoding": ("rgb8", _descriptor(_P.PARAMETER_STRING, "Encoding of raw images.", constraints="rgb8|bgr8")),
-    "jpeg_quality": (90, _descriptor(_P.PARAMETER_INTEGER, "JPEG quality for image/compressed.", int_range=(1, 100))),
-    "audio_msg_type": ("AudioStamped", _descriptor(_P.PARAMETER_STRING, "audio_common_msgs type published on audio.",
+    "image_encoding": ("rgb8", _descriptor(_P.PARAMETER_STRING, "Encoding of raw images.",
+                                           constraints="rgb8|bgr8")),
+    "jpeg_quality": (90, _descriptor(_P.PARAMETER_INTEGER, "JPEG quality for image/compressed.",
+                                     int_range=(1, 100))),
+    "audio_msg_type": ("AudioDataStamped", _descriptor(_P.PARAMETER_STRING,
+                                                   "audio_common_msgs type published on audio.",
                                                    constraints="|".join(AUDIO_MSG_TYPES))),
     "audio_sample_format": ("", _descriptor(
-        _P.PARAMETER_STRING, "Sample format: AudioStamped int16|int32|int24|float32|int8|uint8, legacy S16LE, "
+        _P.PARAMETER_STRING,
+        "Sample format: AudioStamped int16|int32|int24|float32|int8|uint8, legacy S16LE, "
         "S32LE, F32LE, S24LE, U8, S8, ... ('' = int16 / S16LE).")),
     "audio_chunk_s": (0.032, _descriptor(_P.PARAMETER_DOUBLE, "Audio chunk length in seconds.",
                                          float_range=(0.001, 1.0))),
-    "audio_rate": (0, _descriptor(_P.PARAMETER_INTEGER, "Resample audio to this rate in Hz (0 = native).",
+    "audio_rate": (0, _descriptor(_P.PARAMETER_INTEGER,
+                                  "Resample audio to this rate in Hz (0 = native).",
                                   int_range=(0, 384000), constraints="0 or >= 1000")),
     "camera_frame_id": ("camera", _descriptor(_P.PARAMETER_STRING, "frame_id of image headers.")),
-    "microphone_frame_id": ("microphone", _descriptor(_P.PARAMETER_STRING, "frame_id of audio headers.")),
-    "start_delay_s": (0.0, _descriptor(_P.PARAMETER_DOUBLE, "Wait this long after start-up before playing.",
+    "microphone_frame_id": ("microphone", _descriptor(_P.PARAMETER_STRING,
+                                                      "frame_id of audio headers.")),
+    "start_delay_s": (0.0, _descriptor(_P.PARAMETER_DOUBLE,
+                                       "Wait this long after start-up before playing.",
                                        float_range=(0.0, 3600.0))),
 }
 
@@ -142,9 +156,11 @@ def _check_parameter(name: str, value: Any, audio_msg_type: str) -> Optional[str
     if name == "audio_msg_type" and value not in AUDIO_MSG_TYPES:
         return f"audio_msg_type must be one of {AUDIO_MSG_TYPES}, got {value!r}"
     if name == "audio_sample_format" and value:
-        allowed = STAMPED_SAMPLE_FORMATS if audio_msg_type == "AudioStamped" else LEGACY_SAMPLE_FORMATS
+        allowed = (STAMPED_SAMPLE_FORMATS if audio_msg_type == "AudioStamped"
+                   else LEGACY_SAMPLE_FORMATS)
         if value not in allowed:
-            return f"audio_sample_format {value!r} is not valid for {audio_msg_type} (one of {', '.join(allowed)})"
+            return (f"audio_sample_format {value!r} is not valid for {audio_msg_type} "
+                    f"(one of {', '.join(allowed)})")
     if name == "audio_chunk_s" and not (math.isfinite(value) and value > 0):
         return f"audio_chunk_s must be > 0, got {value}"
     if name == "audio_rate" and value != 0 and value < 1000:
@@ -162,7 +178,8 @@ class FileSource(Node):
     configured to play or the audio message type is not installed.
     """
 
-    def __init__(self, node_name: str = "file_source", *, clips: Optional[Sequence[Any]] = None, **kwargs: Any) -> None:
+    def __init__(self, node_name: str = "file_source", *, clips: Optional[Sequence[Any]] = None,
+                 **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         try:
             self._setup(clips)
@@ -211,16 +228,19 @@ class FileSource(Node):
         self._audio_pub = self.create_publisher(self._audio_cls, "audio", AUDIO_QOS)
         self._info_pub = None
         if self._audio_type != "AudioStamped":
-            self._info_pub = self.create_publisher(self._audio_module.AudioInfo, "audio_info", LATCHED_QOS)
+            self._info_pub = self.create_publisher(self._audio_module.AudioInfo, "audio_info",
+                                                   LATCHED_QOS)
         self._done_pub = self.create_publisher(Bool, "~/done", LATCHED_QOS)
 
-        loaded = [c for c in (list(clips) if clips is not None else self._load(paths)) if self._playable(c)]
+        loaded = [c for c in (list(clips) if clips is not None else self._load(paths))
+                  if self._playable(c)]
         audio_rate = int(p["audio_rate"]) or None
         loaded = self._check_audio_layout(loaded, audio_rate)
         if loaded:
             try:
                 self._playback = MediaPlayback(
-                    loaded, 0, chunk_s=float(p["audio_chunk_s"]), loop=bool(p["loop"]), audio_rate=audio_rate
+                    loaded, 0, chunk_s=float(p["audio_chunk_s"]), loop=bool(p["loop"]),
+                    audio_rate=audio_rate
                 )
             except PlaybackError as exc:
                 self.get_logger().error(f"cannot play: {exc}")
@@ -232,7 +252,8 @@ class FileSource(Node):
         self._info_timer = self.create_timer(INFO_PERIOD_S, self._publish_audio_info)
         self._timer = self.create_timer(TIMER_PERIOD_S, self._on_timer)
         self.get_logger().info(
-            f"ready: {len(loaded)} item(s), {self._playback.playlist_span_ns / _NS_PER_S:.2f} s per pass, "
+            f"ready: {len(loaded)} item(s), "
+            f"{self._playback.playlist_span_ns / _NS_PER_S:.2f} s per pass, "
             f"loop={self._playback.loop}, rate={self._rate:g}, image={self._transport}, "
             f"audio={self._audio_type}/{self._sample_format}"
         )
@@ -251,8 +272,10 @@ class FileSource(Node):
                 self.get_logger().error(f"skipping {path}: {exc}")
                 continue
             n, rate = len(clip.frame_times), int(clip.sample_rate)
-            video = f"{n} frames {clip.frames.shape[2]}x{clip.frames.shape[1]}" if n else "no video"
-            audio = f"audio {clip.audio.shape[1]} ch {rate} Hz" if clip.audio.shape[0] else "no audio"
+            video = (f"{n} frames {clip.frames.shape[2]}x{clip.frames.shape[1]}" if n
+                     else "no video")
+            audio = (f"audio {clip.audio.shape[1]} ch {rate} Hz" if clip.audio.shape[0]
+                     else "no audio")
             self.get_logger().info(f"loaded {path}: {video}, {audio}, {clip.duration:.2f} s")
             clips.append(clip)
         return clips
@@ -260,29 +283,34 @@ class FileSource(Node):
     def _playable(self, clip: Any) -> bool:
         if clip_span_ns(clip) > 0:
             return True
-        self.get_logger().error(f"skipping {getattr(clip, 'path', '') or 'a clip'}: no video frames and no audio")
+        self.get_logger().error(
+            f"skipping {getattr(clip, 'path', '') or 'a clip'}: no video frames and no audio")
         return False
 
     def _check_audio_layout(self, clips: list[Any], audio_rate: Optional[int]) -> list[Any]:
-        """Legacy audio types carry no format per message: keep items whose rate/channels match the first."""
+        """Legacy audio types carry no format per message: keep items whose rate/channels
+        match the first."""
         if self._audio_type == "AudioStamped":
             return clips
         layout = None
         kept = []
         for clip in clips:
             if clip.audio is not None and len(clip.audio) and int(clip.sample_rate) > 0:
-                this = (audio_rate or int(clip.sample_rate), int(clip.audio.shape[1]) if clip.audio.ndim == 2 else 1)
+                this = (audio_rate or int(clip.sample_rate),
+                        int(clip.audio.shape[1]) if clip.audio.ndim == 2 else 1)
                 if this[1] > 255:
                     self.get_logger().error(
-                        f"skipping {getattr(clip, 'path', '')}: {this[1]} channels do not fit AudioInfo"
+                        f"skipping {getattr(clip, 'path', '')}: {this[1]} channels "
+                        "do not fit AudioInfo"
                     )
                     continue
                 if layout is None:
                     layout = this
                 elif this != layout:
                     self.get_logger().error(
-                        f"skipping {getattr(clip, 'path', '')}: audio {this[1]} ch {this[0]} Hz differs from "
-                        f"{layout[1]} ch {layout[0]} Hz of the first item ({self._audio_type} has no per-message "
+                        f"skipping {getattr(clip, 'path', '')}: audio {this[1]} ch {this[0]} Hz "
+                        f"differs from {layout[1]} ch {layout[0]} Hz of the first item "
+                        f"({self._audio_type} has no per-message "
                         "format; set audio_rate or use AudioStamped)"
                     )
                     continue
@@ -294,7 +322,8 @@ class FileSource(Node):
         if self._info_pub is None or getattr(self, "_legacy_layout", None) is None:
             return
         rate, channels = self._legacy_layout
-        width_bits = {"U8": 8, "S8": 8, "S16LE": 16, "S16BE": 16, "S24LE": 24, "S24BE": 24}.get(self._sample_format, 32)
+        width_bits = {"U8": 8, "S8": 8, "S16LE": 16, "S16BE": 16, "S24LE": 24,
+                      "S24BE": 24}.get(self._sample_format, 32)
         info = self._audio_module.AudioInfo()
         info.channels = channels
         info.sample_rate = rate
@@ -350,7 +379,8 @@ class FileSource(Node):
             self._anchor_media_ns = 0
             playback.start_ns = self._anchor_clock_ns
             self._done_pub.publish(Bool(data=False))
-            self.get_logger().info(f"playback starts at {self._anchor_clock_ns / _NS_PER_S:.3f} s (node clock)")
+            self.get_logger().info(
+                f"playback starts at {self._anchor_clock_ns / _NS_PER_S:.3f} s (node clock)")
         elapsed = self._elapsed_media_ns(now)
         for event in playback.poll(elapsed):
             if (playback.passes, event.item) != self._current_item:
@@ -365,11 +395,13 @@ class FileSource(Node):
                 else:
                     self._publish_audio(event)
             except ConversionError as exc:
-                self.get_logger().error(f"skipping a {type(event).__name__} at {event.stamp_ns} ns: {exc}",
-                                        throttle_duration_sec=1.0)
+                self.get_logger().error(
+                    f"skipping a {type(event).__name__} at {event.stamp_ns} ns: {exc}",
+                    throttle_duration_sec=1.0)
             lag = elapsed - event.due_ns
             if lag > _LAG_WARN_NS:
-                self.get_logger().warning(f"publishing {lag / 1e6:.0f} ms behind schedule", throttle_duration_sec=2.0)
+                self.get_logger().warning(f"publishing {lag / 1e6:.0f} ms behind schedule",
+                                          throttle_duration_sec=2.0)
         if playback.finished:
             self.get_logger().info(f"playlist finished after {playback.passes + 1} pass(es)")
             self._finish()
@@ -385,14 +417,15 @@ class FileSource(Node):
         if self._transport == "raw":
             msg = rgb_to_image(event.rgb, event.stamp_ns, self._camera_frame, self._encoding)
         else:
-            msg = rgb_to_compressed(event.rgb, event.stamp_ns, self._camera_frame, "jpeg", self._jpeg_quality)
+            msg = rgb_to_compressed(event.rgb, event.stamp_ns, self._camera_frame, "jpeg",
+                                    self._jpeg_quality)
         self._image_pub.publish(msg)
 
     def _publish_audio(self, event: AudioEvent) -> None:
         if self._audio_type == "AudioStamped":
             msg = chunk_to_audio_stamped(
-                event.samples, event.sample_rate, event.stamp_ns, self._mic_frame, self._audio_module,
-                self._sample_format,
+                event.samples, event.sample_rate, event.stamp_ns, self._mic_frame,
+                self._audio_module, self._sample_format,
             )
         else:
             data = array.array("B", chunk_to_audio_data_bytes(event.samples, self._sample_format))

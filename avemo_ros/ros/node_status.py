@@ -52,7 +52,8 @@ class RollingTimes:
 
 
 def node_status(name: str, health: Health, previous: dict[str, int], state: str,
-                config_error: Optional[str], extra: dict[str, Any]) -> tuple[DiagnosticStatus, dict[str, int]]:
+                config_error: Optional[str],
+                extra: dict[str, Any]) -> tuple[DiagnosticStatus, dict[str, int]]:
     """The node's DiagnosticStatus, and the counters it reports (``previous`` next time).
 
     Level: ERROR when an error counter grew (or the node is not configured), WARN when a
@@ -76,7 +77,8 @@ def node_status(name: str, health: Health, previous: dict[str, int], state: str,
         message = health.last_problem
     else:
         message = state
-    status = DiagnosticStatus(level=_LEVELS[level], name=name, message=message, hardware_id="avemo_ros")
+    status = DiagnosticStatus(level=_LEVELS[level], name=name, message=message,
+                              hardware_id="avemo_ros")
     kv = {"state": state, **{k: str(v) for k, v in sorted(counts.items())}, **extra}
     status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
     return status, counts

@@ -41,7 +41,8 @@ class ParamSpec:
         """None when ``value`` is allowed, else the reason it is not."""
         if self.choices is not None and value not in self.choices:
             return f"{self.name}={value!r} is not one of {list(self.choices)}"
-        if self.range is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+        if (self.range is not None and not isinstance(value, bool)
+                and isinstance(value, (int, float))):
             lo, hi = self.range
             if not lo <= value <= hi:
                 return f"{self.name}={value} is outside [{lo}, {hi}]"

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from typing import Any, Optional
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -214,13 +213,15 @@ class PerceptionNode(LifecycleNode):
         self._mic_frame = self._audio.frame_id
         self.timings.add("audio_arrival_lag", (self._now_ns() - chunk.end_ns) / NS)
         self._stream_event(self.buffer.add_audio(chunk.stamp_ns, chunk.samples,
-                                                 chunk.sample_rate, time.monotonic()), "microphone")
+                                                 chunk.sample_rate, time.monotonic()),
+                           "microphone")
         self._hand_off()
 
     def _on_frames_lost(self, info: QoSMessageLostInfo) -> None:
         self._warn("frames_lost", f"{info.total_count_change} camera frame(s) lost in transport: "
-                   "raw images need the large-data Fast DDS profile in the camera driver's process "
-                   "too: FASTDDS_DEFAULT_PROFILES_FILE (Humble/Jazzy: FASTRTPS_DEFAULT_PROFILES_FILE)"
+                   "raw images need the large-data Fast DDS profile in the camera driver's "
+                   "process too: FASTDDS_DEFAULT_PROFILES_FILE (Humble/Jazzy: "
+                   "FASTRTPS_DEFAULT_PROFILES_FILE)"
                    "=<share/avemo_ros>/config/fastdds_large_data.xml (the launch file and runner "
                    "set it for their processes), or image_transport:=compressed",
                    info.total_count_change)

@@ -60,7 +60,8 @@ def stream_settings(bag_paths: Sequence[str]) -> tuple[list[str], dict[str, str]
         cam, mic = info.camera_topic, info.audio_topic
         found.add((cam, info.topics.get(cam), mic, info.topics.get(mic)))
     if len(found) != 1:
-        raise ReplayError(f"the bags use different camera/microphone topics or types: {sorted(found, key=str)}")
+        raise ReplayError("the bags use different camera/microphone topics or types: "
+                          f"{sorted(found, key=str)}")
     cam, cam_type, mic, mic_type = found.pop()
     if cam is None and mic is None:
         raise ReplayError(f"{bag_paths[0]}: neither a camera nor an audio_common_msgs topic")
@@ -89,7 +90,8 @@ def _legacy_audio_params(path: str, topics: dict[str, str]) -> dict[str, str]:
                 return {"audio_sample_format": str(m.msg.sample_format),
                         "audio_channels": str(int(m.msg.channels)),
                         "audio_sample_rate": str(int(m.msg.sample_rate))}
-    log.warning("%s: legacy audio without an AudioInfo: perception_node's audio parameters apply", path)
+    log.warning("%s: legacy audio without an AudioInfo: perception_node's audio parameters apply",
+                path)
     return {}
 
 
@@ -110,7 +112,8 @@ class Replay:
         overrides.update(params or {})
         self.nodes: list[Any] = []
         self.rate, self.sim_time = rate, sim_time
-        self.perception = PerceptionNode(cli_args=node_args(params_file, overrides, remaps, sim_time))
+        self.perception = PerceptionNode(
+            cli_args=node_args(params_file, overrides, remaps, sim_time))
         self.nodes.append(self.perception)
         if not autostart(self.perception):
             self.close()
@@ -124,7 +127,8 @@ class Replay:
                       f"use_sim_time:={str(sim_time).lower()}"])
         self.nodes.append(self.recorder)
         self.player = BagPlayer(bag_paths=[str(p) for p in bag_paths], topics=topics, cli_args=[
-            "--ros-args", "-p", f"rate:={float(rate)!r}", "-p", f"publish_clock:={str(sim_time).lower()}",
+            "--ros-args", "-p", f"rate:={float(rate)!r}",
+            "-p", f"publish_clock:={str(sim_time).lower()}",
             "-p", "wait_for_subscribers_s:=30.0", "-p", "start_delay_s:=0.5",
             "-p", f"camera_qos:={camera_qos}"])
         holder["player"] = self.player
