@@ -39,7 +39,8 @@ def mp3_frames(samples: np.ndarray, rate: int, bitrate_kbps: int = 128) -> list[
     ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = (rate, "mono", "s16p",
                                                              bitrate_kbps * 1000)
     pcm = np.clip(np.rint(samples * 32767), -32768, 32767).astype(np.int16)
-    size = ctx.frame_size or 576
+    ctx.open()
+    size = ctx.frame_size  # samples per MP3 frame: 576 (MPEG-2, 16 kHz) or 1152 (MPEG-1)
     out, sent = [], 0
     for i in range(0, len(pcm), size):
         block = pcm[i:i + size]
