@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from typing import Any, Callable, Optional
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -89,9 +90,17 @@ def audio_qos(reliability: str) -> QoSProfile:
 
 
 #: audio_info QoS: volatile matches audio_capture (re-published every 5 s) and latched
-#: publishers alike (a transient-local subscription would be refused by the former).
+#: publishers alike, but gets a latched message only if it is published again; a
+#: transient-local subscription (added once a latched publisher shows up in the graph)
+#: gets it at once. Subscribing transient local from the start would make audio_capture
+#: refuse the subscription and warn.
 INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
+LATCHED_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: PCM that arrives before the announced audio_info: dropped for at most this long, then
+#: read with the parameters' layout.
+INFO_WAIT_S = 6.0
 
 
 class AudioInput:
@@ -121,7 +130,11 @@ class AudioInput:
         self.info_format: Optional[ByteFormat] = None
         self._decoder: Optional[ByteAudioDecoder] = None
         self._subs: list = []
+        self._latched_sub = None
         self._reported: set = set()
+        self._graph_checked = -1.0  # monotonic time of the last audio_info publisher check
+        self._info_pubs = 0
+        self._waiting_since: Optional[float] = None
 
     # --- subscriptions ----------------------------------------------------------------
     def subscribe(self, on_lost: Callable[[Any], None]) -> list:
@@ -134,14 +147,30 @@ class AudioInput:
         if self.info_type is not None:
             self._subs.append(self._node.create_subscription(
                 self.info_type, "audio_info", self._on_info, INFO_QOS))
+            self._info_publishers()
         return self._subs
+
+    def _info_publishers(self) -> int:
+        """Publishers on audio_info; adds the transient-local subscription for latched ones."""
+        if self.info_type is None or len(self._subs) < 2:
+            return 0
+        self._graph_checked = time.monotonic()
+        infos = self._node.get_publishers_info_by_topic(self._subs[1].topic_name)
+        if self._latched_sub is None and any(
+                i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos):
+            self._latched_sub = self._node.create_subscription(
+                self.info_type, "audio_info", self._on_info, LATCHED_INFO_QOS)
+            self._subs.append(self._latched_sub)
+        return len(infos)
 
     def unsubscribe(self) -> None:
         """Destroy the subscriptions and forget the stream state."""
         for sub in self._subs:
             self._node.destroy_subscription(sub)
         self._subs = []
+        self._latched_sub = None
         self._decoder = None
+        self._waiting_since = None
 
     @property
     def topic(self) -> str:
@@ -158,6 +187,7 @@ class AudioInput:
         """Report publishers of another audio type on our topic (called periodically)."""
         if not self._subs:
             return
+        self._info_publishers()
         ours = f"audio_common_msgs/msg/{self.kind}"
         for info in self._node.get_publishers_info_by_topic(self.topic):
             if info.topic_type != ours:
@@ -190,12 +220,15 @@ class AudioInput:
                        f"{', '.join(differs)} ({fmt.describe()} vs {p.describe()}): "
                        "using audio_info")
 
-    def _byte_decoder(self, data: Any) -> ByteAudioDecoder:
-        """The decoder for the current format: audio_info's, else the parameters' (MP3 sniffed)."""
+    def _byte_decoder(self, data: Any) -> Optional[ByteAudioDecoder]:
+        """The decoder for the current format: audio_info's, else the parameters' (MP3
+        sniffed); None while PCM waits for an announced audio_info."""
         fmt = self.info_format
         if fmt is None:
             p = self._params_format
             sniffed = sniff_coding(data)
+            if sniffed == "wave" and self._await_info():
+                return None
             coding = sniffed if p.coding == "auto" else p.coding
             if p.coding == "wave" and sniffed == "mp3":
                 key = "mp3-as-wave"
@@ -209,6 +242,20 @@ class AudioInput:
                 fmt.coding == "wave" and self._decoder.format != fmt):
             self._decoder = ByteAudioDecoder(fmt)
         return self._decoder
+
+    def _await_info(self) -> bool:
+        """True while PCM should wait for an audio_info that a publisher will send."""
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if now - self._waiting_since > INFO_WAIT_S:
+            return False
+        if now - self._graph_checked > 0.2:
+            self._info_pubs = self._info_publishers()
+        if not self._info_pubs:
+            return False
+        self._count("audio_waiting_for_info")
+        return True
 
     # --- messages ---------------------------------------------------------------------
     def _on_audio(self, msg: Any) -> None:
@@ -228,17 +275,20 @@ class AudioInput:
             self._on_chunk(chunk)
 
     def to_chunk(self, msg: Any) -> Optional[AudioChunk]:
-        """One message -> a chunk on the node clock (None while an MP3 frame is incomplete)."""
+        """One message -> a chunk on the node clock (None while an MP3 frame is incomplete
+        or PCM waits for the announced audio_info)."""
         now = self._node.get_clock().now().nanoseconds
         if self.kind == "AudioData":  # no header: arrival time, made sample-continuous
             self._count("audio_without_header")
-            return self._byte_decoder(msg.data).decode(msg.data, now, arrival=True)
+            decoder = self._byte_decoder(msg.data)
+            return None if decoder is None else decoder.decode(msg.data, now, arrival=True)
         self.frame_id = msg.header.frame_id
         if self.kind == "AudioStamped":
             chunk = audio_stamped_to_chunk(msg)
         else:
-            chunk = self._byte_decoder(msg.audio.data).decode(msg.audio.data,
-                                                              stamp_to_ns(msg.header.stamp))
+            decoder = self._byte_decoder(msg.audio.data)
+            chunk = None if decoder is None else decoder.decode(
+                msg.audio.data, stamp_to_ns(msg.header.stamp))
             if chunk is None:
                 return None
         changes = self._clock.changes
