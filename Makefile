@@ -13,14 +13,23 @@ PYTEST := python -m pytest -q
 DATA ?= data
 BUNDLE ?= $(DATA)/models/synthetic
 
-# $(call suite,DISTRO): the whole suite, both audio_common_msgs flavours
-# (the caller's `model` prerequisite has set that distro up)
-define suite
-	AVEMO_ROS_DISTRO=$(1) $(RUN) --audio-flavour ros_drivers $(PYTEST) test
-	AVEMO_ROS_DISTRO=$(1) $(RUN) --audio-flavour mgonzs13 $(PYTEST) -m mgonzs13_audio test
+# $(call passes,DISTRO,MARKERS1,MARKERS2): pytest over test/ with the ros_drivers audio
+# fixture (-m MARKERS1, empty: all), then with the mgonzs13 one (-m MARKERS2). Every pass
+# runs even when an earlier one failed; the recipe fails if any did.
+define passes
+	@fail=0; \
+	for pass in "ros_drivers|$(2)" "mgonzs13|$(3)"; do \
+	  flavour="$${pass%%|*}"; marks="$${pass#*|}"; \
+	  echo "+ AVEMO_ROS_DISTRO=$(1) $(RUN) --audio-flavour $$flavour $(PYTEST)$${marks:+ -m \"$$marks\"} test"; \
+	  AVEMO_ROS_DISTRO=$(1) $(RUN) --audio-flavour $$flavour $(PYTEST) $${marks:+-m "$$marks"} test \
+	    || fail=1; \
+	done; exit $$fail
 endef
+ROS_MARKS := ros
+ROS_MGONZS13_MARKS := ros and mgonzs13_audio
+
 .PHONY: setup build data model demo test test-kilted test-jazzy test-ros-kilted test-ros-jazzy \
-	setup-kilted setup-jazzy bench clean
+	test-passes-kilted test-passes-jazzy setup-kilted setup-jazzy clean
 
 setup:  ## venv, ROS 2 (sourced or PyPI wheels of AVEMO_ROS_DISTRO), Python deps, colcon build
 	scripts/setup.sh
@@ -51,19 +60,24 @@ demo: model  ## play held-out synthetic clips through the nodes and print the es
 # Under a sourced ROS 2 (which wins over any AVEMO_ROS_DISTRO) there is no second distro.
 # AVEMO_VENV names the first distro's venv: the other one uses its default venv.
 test: model  ## whole suite on AVEMO_ROS_DISTRO (both audio flavours), rclpy tests on the other distro
-	$(call suite,$(AVEMO_ROS_DISTRO))
-	@if scripts/setup.sh --print-env | grep -q '^AVEMO_ROS_MODE=sourced'; then \
+	@fail=0; \
+	$(MAKE) --no-print-directory test-passes-$(AVEMO_ROS_DISTRO) || fail=1; \
+	if scripts/setup.sh --print-env | grep -q '^AVEMO_ROS_MODE=sourced'; then \
 	  echo "[make] a ROS 2 is sourced: no $(OTHER_DISTRO) wheels pass"; \
 	else \
-	  env -u AVEMO_VENV $(MAKE) --no-print-directory test-ros-$(OTHER_DISTRO); \
-	fi
+	  env -u AVEMO_VENV $(MAKE) --no-print-directory test-ros-$(OTHER_DISTRO) || fail=1; \
+	fi; \
+	[ $$fail = 0 ] || echo "[make] test: some pass failed (see above)"; exit $$fail
+
+# the whole suite on the environment already set up for that distro (no prerequisites)
+test-passes-kilted test-passes-jazzy: test-passes-%:
+	$(call passes,$*,,mgonzs13_audio)
 
 test-kilted test-jazzy: test-%: model  ## the whole suite on that distro's wheels
-	$(call suite,$*)
+	$(call passes,$*,,mgonzs13_audio)
 
 test-ros-kilted test-ros-jazzy: test-ros-%: model  ## only the tests that use rclpy (marker `ros`), both flavours
-	$(RUN) --audio-flavour ros_drivers $(PYTEST) -m ros test
-	$(RUN) --audio-flavour mgonzs13 $(PYTEST) -m "ros and mgonzs13_audio" test
+	$(call passes,$*,$(ROS_MARKS),$(ROS_MGONZS13_MARKS))
 
 clean:  ## build and install spaces of every distro (the venvs stay in ~/.cache/avemo_ros)
 	rm -rf build install log
