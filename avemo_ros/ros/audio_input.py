@@ -35,7 +35,7 @@ FLAVOUR_OF = {"AudioStamped": "mgonzs13", "AudioDataStamped": "ros_drivers",
               "AudioData": "ros_drivers"}
 FLAVOUR_TYPES = {"ros_drivers": ("AudioDataStamped", "AudioData"), "mgonzs13": ("AudioStamped",)}
 CODING_CHOICES = ("auto", "wave", "mp3")
-RELIABILITY_CHOICES = ("best_effort", "reliable")
+RELIABILITY_CHOICES = ("auto", "best_effort", "reliable")
 CLOCK_CHOICES = ("auto", "header")
 
 
@@ -130,6 +130,8 @@ class AudioInput:
         self.info_format: Optional[ByteFormat] = None
         self._decoder: Optional[ByteAudioDecoder] = None
         self._subs: list = []
+        self._on_lost: Callable[[Any], None] = lambda info: None
+        self.reliability = "reliable"
         self._latched_sub = None
         self._reported: set = set()
         self._graph_checked = -1.0  # monotonic time of the last audio_info publisher check
@@ -138,12 +140,20 @@ class AudioInput:
 
     # --- subscriptions ----------------------------------------------------------------
     def subscribe(self, on_lost: Callable[[Any], None]) -> list:
-        """Create the audio (and audio_info) subscriptions; returns them."""
-        events = SubscriptionEventCallbacks(message_lost=on_lost,
-                                            incompatible_qos=self._on_incompatible)
-        self._subs = [self._node.create_subscription(
-            self.msg_type, "audio", self._on_audio, audio_qos(self._cfg["audio_reliability"]),
-            event_callbacks=events)]
+        """Create the audio (and audio_info) subscriptions; returns them.
+
+        ``audio_reliability: auto`` subscribes reliable (no loss from reliable publishers,
+        e.g. audio_capture, bag players) and turns best effort when a best-effort
+        publisher (mgonzs13's capturer) is on the topic or shows up later.
+        """
+        self._on_lost = on_lost
+        mode = self._cfg["audio_reliability"]
+        first = "best_effort" if mode == "best_effort" else "reliable"
+        self._subs = [self._audio_subscription(first)]
+        if mode == "auto" and any(
+                i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+                for i in self._node.get_publishers_info_by_topic(self._subs[0].topic_name)):
+            self._switch_to_best_effort()
         if self.info_type is not None:
             self._subs.append(self._node.create_subscription(
                 self.info_type, "audio_info", self._on_info, INFO_QOS))
@@ -177,7 +187,31 @@ class AudioInput:
         """Resolved audio topic ('' before subscribe)."""
         return self._subs[0].topic_name if self._subs else ""
 
+    def _audio_subscription(self, reliability: str) -> Any:
+        self.reliability = reliability
+        events = SubscriptionEventCallbacks(message_lost=self._on_lost,
+                                            incompatible_qos=self._on_incompatible)
+        return self._node.create_subscription(
+            self.msg_type, "audio", self._on_audio, audio_qos(reliability), event_callbacks=events)
+
+    def _switch_to_best_effort(self) -> None:
+        if not self._subs or self.reliability == "best_effort":
+            return
+        self._node.destroy_subscription(self._subs[0])
+        self._subs[0] = self._audio_subscription("best_effort")
+        self._node.get_logger().info(f"{self.topic}: a best-effort publisher: audio subscription "
+                                     "is best effort now (audio_reliability auto)")
+
     def _on_incompatible(self, info: Any) -> None:
+        if self._cfg["audio_reliability"] == "auto" and self.reliability == "reliable":
+            timer = None
+
+            def switch() -> None:  # not from inside the subscription's own event callback
+                self._node.destroy_timer(timer)
+                self._switch_to_best_effort()
+
+            timer = self._node.create_timer(0.0, switch)
+            return
         self._warn("audio_qos_incompatible",
                    f"a publisher on {self.topic} has QoS this subscription "
                    f"cannot match (policy id {getattr(info, 'last_policy_kind', '?')}): set "

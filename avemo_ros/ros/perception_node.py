@@ -1,19 +1,16 @@
 """Lifecycle node: camera + microphone topics in, EmotionEstimate every hop out.
 
-configure: load and warm up the model bundle, create publishers; activate: subscribe and
-start the worker; deactivate: unsubscribe, stop the worker; cleanup: release the models.
-Bad input is logged (throttled), counted in /diagnostics and dropped; the node keeps
-serving what it still can.
-
+configure: load and warm up the model bundle; activate: subscribe, start the worker;
+deactivate: unsubscribe, stop it; cleanup: release the models. Bad input is logged
+(throttled), counted in /diagnostics and dropped; the node serves what it still can.
 Threads: subscription callbacks only convert and buffer (the window buffer drops on
 arrival every frame no window will select). A worker thread does everything expensive:
-between windows it decodes the kept frames and detects their faces, so that at a window's
-end only the spectrogram, the networks and the frames of the last moments remain. The
-worker is fed through a one-window slot: when it falls behind, the older waiting window is
+between windows it decodes the kept frames and detects their faces. The worker is fed through a one-window slot: when it falls behind, the older waiting window is
 dropped, counted (``windows_dropped``) and /diagnostics turns WARN.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -38,6 +35,7 @@ from .params import declare, values
 from .ros_logging import route_python_logging
 from .perception_params import PARAMS
 
+_DIGITS = re.compile(r"[-+]?\d+(\.\d+)?")
 _STREAM_COUNTERS = {
     StreamEvent.BACKWARDS: "timestamps_backwards", StreamEvent.GAP: "stream_gaps",
     StreamEvent.RATE_CHANGE: "audio_rate_changes", StreamEvent.DUPLICATE: "stale_dropped",
@@ -66,7 +64,7 @@ class PerceptionNode(LifecycleNode):
         self._mic_frame = ""
         self._audio: Optional[AudioInput] = None
         self._last_camera_ns: Optional[int] = None
-        self._throttle: dict[str, float] = {}
+        self._throttle: dict[tuple[str, str], float] = {}
         self.timings = RollingTimes()
         self._cv = threading.Condition()
         self._waiting: Optional[tuple[Window, float]] = None  # (window, ready at, monotonic)
@@ -172,11 +170,12 @@ class PerceptionNode(LifecycleNode):
 
     # --- input ------------------------------------------------------------------------
     def _warn(self, counter: str, text: str, n: int = 1) -> None:
-        """Count a problem and log it, throttled per counter (one kind never hides another)."""
+        """Count a problem; log it throttled per kind (counter + message without numbers)."""
         self.health.count(counter, n, problem=text)
         now = time.monotonic()
-        if now - self._throttle.get(counter, -1e9) >= self._cfg.get("log_throttle_s", 5.0):
-            self._throttle[counter] = now
+        key = (counter, _DIGITS.sub("#", text))
+        if now - self._throttle.get(key, -1e9) >= self._cfg.get("log_throttle_s", 5.0):
+            self._throttle[key] = now
             self.get_logger().warning(text)
 
     def _stream_event(self, event: StreamEvent, what: str) -> None:

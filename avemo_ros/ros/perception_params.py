@@ -38,9 +38,9 @@ PARAMS = (
               range=(1, 64)),
     ParamSpec("audio_sample_rate", 16000, "Sample rate of AudioData PCM when no audio_info is "
               "published, Hz.", range=(1000, 384000)),
-    ParamSpec("audio_reliability", "best_effort", "Audio subscription reliability: best_effort "
-              "matches reliable and best-effort publishers; reliable only reliable ones.",
-              choices=RELIABILITY_CHOICES),
+    ParamSpec("audio_reliability", "auto", "Audio subscription reliability: auto = reliable, "
+              "best effort once a best-effort publisher is on the topic; best_effort matches "
+              "every publisher; reliable only reliable ones.", choices=RELIABILITY_CHOICES),
     ParamSpec("audio_clock", "auto", "auto: audio header stamps far (>10 s) from the node clock "
               "and the camera's are mapped onto the node clock by a fixed offset; header: "
               "trust them.", choices=CLOCK_CHOICES),
