@@ -5,7 +5,8 @@ deactivate: unsubscribe, stop it; cleanup: release the models. Bad input is logg
 (throttled), counted in /diagnostics and dropped; the node serves what it still can.
 Threads: subscription callbacks only convert and buffer (the window buffer drops on
 arrival every frame no window will select). A worker thread does everything expensive:
-between windows it decodes the kept frames and detects their faces. The worker is fed through a one-window slot: when it falls behind, the older waiting window is
+between windows it decodes the kept frames and detects their faces. The worker is fed
+through a one-window slot: when it falls behind, the older waiting window is
 dropped, counted (``windows_dropped``) and /diagnostics turns WARN.
 """
 from __future__ import annotations
