@@ -53,7 +53,11 @@ def add_post_set_parameters_callback(node: Any, callback: Callable[[list], None]
         def fire() -> None:
             node.destroy_timer(timer)
             # Humble runs the last-added on-set callback first: a later one may have refused
-            if all(node.get_parameter(p.name).value == p.value for p in parameters):
+            try:
+                applied = all(node.get_parameter(p.name).value == p.value for p in parameters)
+            except Exception:  # noqa: BLE001 - a typed parameter declared without a value
+                applied = False
+            if applied:
                 callback(parameters)
 
         timer = node.create_timer(0.0, fire)
