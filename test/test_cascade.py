@@ -22,9 +22,9 @@ def _detects_a_face(detector: FaceDetector) -> bool:
     return detector.detect(cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)) is not None
 
 
+@pytest.mark.skipif(getattr(cv2, "data", None) is None,
+                    reason="this OpenCV has no cv2.data (apt build)")
 def test_pip_opencv_bundles_the_cascade():
-    if getattr(cv2, "data", None) is None:
-        pytest.skip("this OpenCV has no cv2.data (apt build)")
     assert resolve_cascade() == cv2.data.haarcascades + DEFAULT_CASCADE
 
 

@@ -2,8 +2,8 @@
 
 Node code imports these names instead of the distro-specific ones:
 
-- :func:`ros_context` — ``with rclpy.init():`` works from Kilted on only (Jazzy's and
-  Humble's ``init`` return None);
+- :func:`ros_context` — ``rclpy.init()`` as a context manager works from Kilted on
+  only (Jazzy's and Humble's ``init`` return None);
 - :class:`SubscriptionEventCallbacks`, :class:`QoSMessageLostInfo` — ``rclpy.event_handler``
   from Iron on, ``rclpy.qos_event`` in Humble;
 - :func:`add_post_set_parameters_callback` — Jazzy and newer run it after parameters are
