@@ -46,8 +46,7 @@ build: setup
 data: setup  ## the synthetic RAVDESS-layout dataset
 	$(RUN) python -m training.synthetic --root $(DATA)/synthetic
 
-$(BUNDLE)/manifest.json:
-	$(MAKE) setup
+$(BUNDLE)/manifest.json: | setup
 	$(RUN) python -m training.train synthetic.yaml --data $(DATA)/synthetic \
 		--out $(DATA)/runs/synthetic --bundle $(BUNDLE) --cache $(DATA)/cache
 

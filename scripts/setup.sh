@@ -9,6 +9,7 @@
 #   AVEMO_VENV=/path scripts/setup.sh        # another venv (outside the source tree)
 #   scripts/setup.sh --print-env             # only print what would be used (rosenv.sh, make)
 #   scripts/setup.sh --print-plan            # only print the pip requirements / constraints
+#   AVEMO_INSTALLER=pip scripts/setup.sh     # pip instead of uv for the Python dependencies
 #
 # Which ROS 2:
 #   - ROS_DISTRO set and rclpy importable (an apt / source install is sourced): that ROS.
@@ -132,6 +133,32 @@ old_tag="$(cut -d' ' -f1 "$stamp" 2>/dev/null || true)"
 [ -z "$old_tag" ] || [ "$old_tag" = "$TAG" ] \
   || die "$VENV was set up for $old_tag, not $TAG: use another AVEMO_VENV (or remove that one)"
 
+# uv (a PyPI package) installs the same pinned set as pip in seconds instead of minutes;
+# it does not read pip's configuration, so the indexes, find-links and constraints pip is
+# configured with are passed on. Wheels mode only: with a sourced ROS, pip's handling of
+# the system site-packages is the one the numpy / OpenCV checks below rely on.
+bootstrap_uv() {
+  [ -x "$VENV/bin/uv" ] || "$VPY" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1" \
+    >"$BUILD/uv-bootstrap.log" 2>&1 || { log "no uv ($BUILD/uv-bootstrap.log)"; return 1; }
+}
+uv_install() {
+  local args=() key value
+  while IFS='=' read -r key value; do
+    value="${value#\'}"; value="${value%\'}"
+    for v in $value; do
+      case "${key##*.}" in
+        index-url) args+=(--index-url "$v") ;;
+        extra-index-url) args+=(--extra-index-url "$v") ;;
+        find-links) args+=(--find-links "$v") ;;
+        constraint) [ -f "$v" ] && args+=(-c "$v") ;;
+        cert) export SSL_CERT_FILE="$v" ;;
+      esac
+    done
+  done < <("$VPY" -m pip config list 2>/dev/null)
+  "$VENV/bin/uv" pip install --quiet --python "$VPY" --index-strategy unsafe-best-match \
+    "${args[@]}" -r "$reqs" -c "$cons"
+}
+
 req_files=("$reqs" "$cons" requirements.txt)
 [ "$MODE" = sourced ] || req_files+=("requirements-ros-$DISTRO.txt")
 want="$TAG $(cat "${req_files[@]}" | sha256sum | cut -c1-16)"
@@ -139,8 +166,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python dependencies"
   pip_log="$BUILD/pip.log"
   pip_rc=0
-  "$VPY" -m pip install --quiet --disable-pip-version-check -r "$reqs" -c "$cons" \
-    >"$pip_log" 2>&1 || pip_rc=$?
+  installed=no
+  if [ "$MODE" = wheels ] && [ "${AVEMO_INSTALLER:-uv}" = uv ] && bootstrap_uv; then
+    log "installing with uv (AVEMO_INSTALLER=pip for pip)"
+    if uv_install >"$pip_log" 2>&1; then
+      installed=yes
+    else
+      log "uv failed (log: $pip_log): installing with pip"
+    fi
+  fi
+  if [ "$installed" = no ]; then
+    "$VPY" -m pip install --quiet --disable-pip-version-check -r "$reqs" -c "$cons" \
+      >"$pip_log" 2>&1 || pip_rc=$?
+  fi
   grep -v -E "^WARNING: Location .* is ignored" "$pip_log" >&2 || true
   if [ "$pip_rc" != 0 ]; then
     if [ "$MODE" = sourced ] && grep -q "numpy" "$cons" && grep -q -i "ResolutionImpossible\|conflict" "$pip_log"; then
