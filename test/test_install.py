@@ -94,6 +94,7 @@ def installed(tmp_path_factory) -> Installed:
 _CHECK_INSTALL = r"""
 import importlib.resources as res, importlib.util, json, sys
 import avemo_ros, avemo_ros.bags as bags, avemo_ros.offline, avemo_ros.evaluation
+from avemo_ros.bags import msg_types
 import avemo_ros.tools.evaluate, avemo_ros.tools.make_bag
 out = {
     "file": avemo_ros.__file__, "path": list(avemo_ros.__path__), "sys_path": sys.path,
@@ -103,8 +104,8 @@ out = {
     "training_config": (res.files("training") / "configs" / "synthetic.yaml").is_file(),
     "emotion_msg": (res.files("avemo_ros") / "interfaces" / "avemo_ros" / "msg"
                     / "EmotionEstimate.msg").read_text(),
-    "flavour_dirs": {f: str(bags._flavour_msg_dir(f)) for f in bags.FLAVOURS},
-    "emotion_dir": str(bags._emotion_msg_dir()),
+    "flavour_dirs": {f: str(msg_types._flavour_msg_dir(f)) for f in bags.FLAVOURS},
+    "emotion_dir": str(msg_types._emotion_msg_dir()),
     "types": {f: sorted(t for t in bags.typestore_for(f).fielddefs
                         if t.startswith(("audio_common_msgs/", "avemo_ros/")))
               for f in bags.FLAVOURS},
