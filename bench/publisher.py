@@ -4,13 +4,14 @@
 
 Publishes 640x480 bgr8 frames at 30 fps on ``image`` (half a frame out of phase with the
 window grid) and 32 ms chunks of 16 kHz S16LE audio in real time (a synthetic held-out
-clip, looped with continuing stamps; header stamp = the scheduled time on the system
-clock) once a subscriber exists on both topics, and writes how late each publish call
-returned relative to its stamp (publisher lag). The microphone is published where the
-perception graph listens by default (``avemo_ros.ros.graph.TOPICS``): AudioDataStamped on
-``/audio/audio_stamped`` with a latched AudioInfo (wave, S16LE, 1 ch, 16 kHz) on
-``/audio/audio_info``, as ros-drivers audio_capture with ``format: wave``;
-``--audio-type AudioStamped`` publishes the mgonzs13 type on ``--audio-topic`` instead.
+clip streamed by ``avemo_ros.clip_stream``, looped with continuing stamps; header stamp =
+the scheduled time on the system clock) once a subscriber exists on both topics, and
+writes how late each publish call returned relative to its stamp (publisher lag). The
+microphone is published where the perception graph listens by default
+(``avemo_ros.ros.graph.TOPICS``): AudioDataStamped on ``/audio/audio_stamped`` with a
+latched AudioInfo (wave, S16LE, 1 ch, 16 kHz) on ``/audio/audio_info``, as ros-drivers
+audio_capture with ``format: wave``; ``--audio-type AudioStamped`` publishes the mgonzs13
+type on ``--audio-topic`` instead.
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 NS = 1_000_000_000
+
+
+def _looped(first_pass, events, span_ns):
+    """(offset ns, event) of the clip's stream played again and again, stamps continuing."""
+    yield from ((0, e) for e in first_pass)
+    offset = span_ns
+    while True:
+        yield from ((offset, e) for e in events)
+        offset += span_ns
 
 
 def main(argv=None) -> int:
@@ -56,17 +67,23 @@ def main(argv=None) -> int:
 
     import audio_common_msgs.msg as acm
 
-    from avemo_ros.audio_features import resample
     from avemo_ros import audio_codec, conversions as conv
+    from avemo_ros.clip_stream import AudioEvent, VideoEvent, clip_events, clip_span_ns
     from avemo_ros.ros.graph import TOPICS
     from training.synthetic import render_clip
 
     w, h = (int(v) for v in args.size.split("x"))
     frames, audio, rate = render_clip(
-        "happy", 20, duration_s=4.0, seed=5, size=(w, h), intensity=2
+        "happy", 20, duration_s=4.0, seed=5, fps=args.fps, size=(w, h), intensity=2
     )
-    audio = resample(audio, rate, 16000)
-    bgr = [np.ascontiguousarray(f[..., ::-1]) for f in frames]  # bgr8 pixels, converted once
+    # bgr8 pixels, converted once; camera times lag the audio clock by the phase
+    clip = SimpleNamespace(
+        frames=[np.ascontiguousarray(f[..., ::-1]) for f in frames],
+        frame_times=(np.arange(len(frames)) + args.camera_phase) / args.fps,
+        audio=audio, sample_rate=rate, duration=len(frames) / args.fps,
+    )
+    events = clip_events(clip, 0, chunk_samples=args.chunk, audio_rate=16000)
+    span_ns = clip_span_ns(clip, 16000)  # one pass; looped with continuing stamps
     rclpy.init()
     node = rclpy.create_node("bench_publisher")
     image_pub = node.create_publisher(Image, "image", 10)
@@ -103,22 +120,24 @@ def main(argv=None) -> int:
         time.sleep(0.05)
     time.sleep(0.5)  # let discovery settle on both ends
     template = conv.rgb_to_image(frames[0], 0, "camera", encoding="bgr8")
-    chunk_s = args.chunk / 16000
-    clip_s = len(frames) / args.fps
+    # a chunk is published at its end (its due time); the very first one goes out at once
+    # so that the window grid starts on the audio clock
+    first_audio = next(e for e in events if isinstance(e, AudioEvent))
+    first_pass = [first_audio] + [e for e in events if e is not first_audio]
     lag = {"image": [], "audio": []}
     base = time.time_ns()
-    t0 = time.monotonic()
+    t0 = time.monotonic_ns()
     fi = ai = 0
     n_frames = int(args.seconds * args.fps)
-    while fi < n_frames:
-        t_frame, t_audio = (fi + args.camera_phase) / args.fps, ai * chunk_s
-        # a chunk is complete (publishable) at its end; the first one goes out at once so
-        # that the window grid starts on the audio clock
-        due_audio = t_audio + chunk_s if ai else -1.0
-        delay = min(t_frame, due_audio) - (time.monotonic() - t0)
+    for offset, event in _looped(first_pass, events, span_ns):
+        if fi >= n_frames:
+            break
+        due = -1 if event is first_audio and offset == 0 else offset + event.due_ns
+        delay = (due - (time.monotonic_ns() - t0)) / NS
         if delay > 0:
             time.sleep(delay)
-        if t_frame <= due_audio:
+        stamp_ns = base + offset + event.stamp_ns
+        if isinstance(event, VideoEvent):
             msg = Image(
                 height=template.height,
                 width=template.width,
@@ -127,19 +146,15 @@ def main(argv=None) -> int:
                 step=template.step,
             )
             msg.header.frame_id = "camera"
-            msg.header.stamp = conv.ns_to_stamp(base + int(round(t_frame * NS)))
+            msg.header.stamp = conv.ns_to_stamp(stamp_ns)
             data = array.array("B")
-            data.frombytes(bgr[fi % len(bgr)].data)  # one copy, no per-pixel Python checks
+            data.frombytes(event.rgb.data)  # bgr8 pixels; one copy, no per-pixel checks
             msg.data = data
             image_pub.publish(msg)
-            lag["image"].append((time.time_ns() - base) / 1e6 - t_frame * 1e3)
+            lag["image"].append((time.time_ns() - stamp_ns) / 1e6)
             fi += 1
         else:
-            a = int(round((t_audio % clip_s) * 16000))
-            samples = audio[a : a + args.chunk]
-            if len(samples) < args.chunk:
-                samples = np.concatenate([samples, audio[: args.chunk - len(samples)]])
-            stamp_ns = base + int(round(t_audio * NS))
+            samples = event.samples
             if stamped:
                 audio_pub.publish(
                     audio_codec.chunk_to_audio_stamped(samples, 16000, stamp_ns, "microphone", acm)
@@ -152,8 +167,8 @@ def main(argv=None) -> int:
                     "B", audio_codec.chunk_to_audio_data_bytes(samples, "S16LE")
                 )
                 audio_pub.publish(msg)
-            if ai:
-                lag["audio"].append((time.time_ns() - base) / 1e6 - due_audio * 1e3)
+            if due >= 0:
+                lag["audio"].append((time.time_ns() - base - due) / 1e6)
             ai += 1
     time.sleep(0.5)
     args.json.write_text(
