@@ -24,17 +24,9 @@ from __future__ import annotations
 
 import array
 import importlib
-import math
 from typing import Any, Optional, Sequence
 
 import rclpy
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-    ParameterType,
-    SetParametersResult,
-)
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
@@ -43,20 +35,18 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 
-from avemo_ros.playback import AudioEvent, MediaPlayback, PlaybackError, VideoEvent, clip_span_ns
-from avemo_ros.audio_codec import (
-    AUDIO_MSG_TYPES,
-    LEGACY_SAMPLE_FORMATS,
-    STAMPED_SAMPLE_FORMATS,
-    chunk_to_audio_data_bytes,
-    chunk_to_audio_stamped,
-)
+from avemo_ros.audio_codec import chunk_to_audio_data_bytes, chunk_to_audio_stamped
+from avemo_ros.clip_stream import clip_span_ns
 from avemo_ros.conversions import ConversionError, ns_to_stamp, rgb_to_compressed, rgb_to_image
+from avemo_ros.playback import AudioEvent, MediaPlayback, PlaybackError, VideoEvent
+from avemo_ros.playback_clock import PlaybackClock
 from avemo_ros.ros.audio_input import load_audio_msg_types
 from avemo_ros.ros.compat import add_post_set_parameters_callback, ros_context
+from avemo_ros.ros.file_source_params import DEFAULT_SAMPLE_FORMAT, PARAMS
+from avemo_ros.ros.params import declare, values
 from avemo_ros.ros.ros_logging import route_python_logging
 
-__all__ = ["FileSource", "FileSourceError", "main"]
+__all__ = ["FileSource", "FileSourceError", "PARAMS", "main"]
 
 IMAGE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -74,100 +64,10 @@ LATCHED_QOS = QoSProfile(
 TIMER_PERIOD_S = 0.005
 INFO_PERIOD_S = 5.0
 _NS_PER_S = 1_000_000_000
-_LAG_WARN_NS = 200_000_000  # warn when publishing falls this far behind schedule
-_IMAGE_TRANSPORTS = ("raw", "compressed")
-_IMAGE_ENCODINGS = ("rgb8", "bgr8")
-_DEFAULT_SAMPLE_FORMAT = {"AudioStamped": "int16", "AudioDataStamped": "S16LE",
-                          "AudioData": "S16LE"}
 
 
 class FileSourceError(ValueError):
     """The file source cannot start (configuration or environment problem)."""
-
-
-def _descriptor(
-    ptype: int, description: str, *, read_only: bool = True,
-    float_range: Optional[tuple[float, float]] = None, int_range: Optional[tuple[int, int]] = None,
-    constraints: str = "",
-) -> ParameterDescriptor:
-    desc = ParameterDescriptor(
-        type=ptype, description=description, read_only=read_only,
-        additional_constraints=constraints
-    )
-    if float_range is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float_range[0],
-                                                        to_value=float_range[1], step=0.0)]
-    if int_range is not None:
-        desc.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
-    return desc
-
-
-_P = ParameterType
-# name -> (default, descriptor); media_paths has no default (required unless clips are given).
-# Only ``loop`` and ``rate`` may change at run time.
-PARAMETERS: dict[str, tuple[Any, ParameterDescriptor]] = {
-    "media_paths": (Parameter.Type.STRING_ARRAY, _descriptor(
-        _P.PARAMETER_STRING_ARRAY, "Media files to play in order (playlist).",
-        constraints="at least one path")),
-    "loop": (False, _descriptor(_P.PARAMETER_BOOL, "Restart the playlist at its end.",
-                                read_only=False)),
-    "rate": (1.0, _descriptor(_P.PARAMETER_DOUBLE,
-                              "Playback speed factor (stamps still follow media time).",
-                              read_only=False, float_range=(0.01, 100.0))),
-    "image_transport": ("raw", _descriptor(_P.PARAMETER_STRING,
-                                           "'raw' publishes image, 'compressed' image/compressed.",
-                                           constraints="raw|compressed")),
-    "image_encoding": ("rgb8", _descriptor(_P.PARAMETER_STRING, "Encoding of raw images.",
-                                           constraints="rgb8|bgr8")),
-    "jpeg_quality": (90, _descriptor(_P.PARAMETER_INTEGER, "JPEG quality for image/compressed.",
-                                     int_range=(1, 100))),
-    "audio_msg_type": ("AudioDataStamped", _descriptor(_P.PARAMETER_STRING,
-                                                   "audio_common_msgs type published on audio.",
-                                                   constraints="|".join(AUDIO_MSG_TYPES))),
-    "audio_sample_format": ("", _descriptor(
-        _P.PARAMETER_STRING,
-        "Sample format: AudioStamped int16|int32|int24|float32|int8|uint8, legacy S16LE, "
-        "S32LE, F32LE, S24LE, U8, S8, ... ('' = int16 / S16LE).")),
-    "audio_chunk_s": (0.032, _descriptor(_P.PARAMETER_DOUBLE, "Audio chunk length in seconds.",
-                                         float_range=(0.001, 1.0))),
-    "audio_rate": (0, _descriptor(_P.PARAMETER_INTEGER,
-                                  "Resample audio to this rate in Hz (0 = native).",
-                                  int_range=(0, 384000), constraints="0 or >= 1000")),
-    "camera_frame_id": ("camera", _descriptor(_P.PARAMETER_STRING, "frame_id of image headers.")),
-    "microphone_frame_id": ("microphone", _descriptor(_P.PARAMETER_STRING,
-                                                      "frame_id of audio headers.")),
-    "start_delay_s": (0.0, _descriptor(_P.PARAMETER_DOUBLE,
-                                       "Wait this long after start-up before playing.",
-                                       float_range=(0.0, 3600.0))),
-}
-
-
-def _check_parameter(name: str, value: Any, audio_msg_type: str) -> Optional[str]:
-    """Reason why ``value`` is invalid for parameter ``name`` (None when valid)."""
-    if name == "media_paths":
-        bad = [p for p in value if not str(p).strip()]
-        return "media_paths must not contain empty paths" if bad else None
-    if name == "rate" and not (math.isfinite(value) and value > 0):
-        return f"rate must be > 0, got {value}"
-    if name == "image_transport" and value not in _IMAGE_TRANSPORTS:
-        return f"image_transport must be one of {_IMAGE_TRANSPORTS}, got {value!r}"
-    if name == "image_encoding" and value not in _IMAGE_ENCODINGS:
-        return f"image_encoding must be one of {_IMAGE_ENCODINGS}, got {value!r}"
-    if name == "audio_msg_type" and value not in AUDIO_MSG_TYPES:
-        return f"audio_msg_type must be one of {AUDIO_MSG_TYPES}, got {value!r}"
-    if name == "audio_sample_format" and value:
-        allowed = (STAMPED_SAMPLE_FORMATS if audio_msg_type == "AudioStamped"
-                   else LEGACY_SAMPLE_FORMATS)
-        if value not in allowed:
-            return (f"audio_sample_format {value!r} is not valid for {audio_msg_type} "
-                    f"(one of {', '.join(allowed)})")
-    if name == "audio_chunk_s" and not (math.isfinite(value) and value > 0):
-        return f"audio_chunk_s must be > 0, got {value}"
-    if name == "audio_rate" and value != 0 and value < 1000:
-        return f"audio_rate must be 0 (native) or >= 1000 Hz, got {value}"
-    if name == "start_delay_s" and not (math.isfinite(value) and value >= 0):
-        return f"start_delay_s must be >= 0, got {value}"
-    return None
 
 
 class FileSource(Node):
@@ -188,26 +88,21 @@ class FileSource(Node):
             raise
 
     def _setup(self, clips: Optional[Sequence[Any]]) -> None:
-        self.add_on_set_parameters_callback(self._validate_parameters)
+        declare(self, PARAMS)
         add_post_set_parameters_callback(self, self._apply_parameters)
-        self._rate = 1.0
+        p = values(self, PARAMS)
+        # media time on the node clock (sim time included); anchored at the first timer tick
+        self._media_clock = PlaybackClock(p["rate"],
+                                          now=lambda: self.get_clock().now().nanoseconds)
         self._playback: Optional[MediaPlayback] = None
-        self._started = False
-        self._anchor_clock_ns = 0
-        self._anchor_media_ns = 0
         self._current_item: tuple[int, int] = (-1, -1)
         self._done_sent = False
         self._legacy_layout: Optional[tuple[int, int]] = None
-        for name, (default, descriptor) in PARAMETERS.items():
-            self.declare_parameter(name, default, descriptor)
-        no_paths = Parameter("media_paths", Parameter.Type.STRING_ARRAY, [])
-        p = {name: self.get_parameter_or(name, no_paths).value for name in PARAMETERS}
-        self._rate = float(p["rate"])
         self._transport = p["image_transport"]
         self._encoding = p["image_encoding"]
         self._jpeg_quality = int(p["jpeg_quality"])
         self._audio_type = p["audio_msg_type"]
-        self._sample_format = p["audio_sample_format"] or _DEFAULT_SAMPLE_FORMAT[self._audio_type]
+        self._sample_format = p["audio_sample_format"] or DEFAULT_SAMPLE_FORMAT[self._audio_type]
         self._camera_frame = p["camera_frame_id"]
         self._mic_frame = p["microphone_frame_id"]
         self._delay_ns = int(round(p["start_delay_s"] * _NS_PER_S))
@@ -254,8 +149,8 @@ class FileSource(Node):
         self.get_logger().info(
             f"ready: {len(loaded)} item(s), "
             f"{self._playback.playlist_span_ns / _NS_PER_S:.2f} s per pass, "
-            f"loop={self._playback.loop}, rate={self._rate:g}, image={self._transport}, "
-            f"audio={self._audio_type}/{self._sample_format}"
+            f"loop={self._playback.loop}, rate={self._media_clock.rate:g}, "
+            f"image={self._transport}, audio={self._audio_type}/{self._sample_format}"
         )
 
     # ------------------------------------------------------------------ set-up
@@ -334,54 +229,30 @@ class FileSource(Node):
 
     # ------------------------------------------------------------------ parameters
 
-    def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        batch = {p.name: p.value for p in params}
-        audio_type = batch.get("audio_msg_type")
-        if audio_type is None and self.has_parameter("audio_msg_type"):
-            audio_type = self.get_parameter("audio_msg_type").value
-        for param in params:
-            if param.name not in PARAMETERS or param.value is None:
-                continue
-            reason = _check_parameter(param.name, param.value, audio_type or "AudioStamped")
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-        return SetParametersResult(successful=True)
-
     def _apply_parameters(self, params: list[Parameter]) -> None:
         for param in params:
             if param.name == "rate" and self._playback is not None:
-                if self._started:  # keep the media position continuous across the change
-                    now = self.get_clock().now().nanoseconds
-                    self._anchor_media_ns = self._elapsed_media_ns(now)
-                    self._anchor_clock_ns = now
-                self._rate = float(param.value)
-                self.get_logger().info(f"playback rate {self._rate:g}")
+                self._media_clock.set_rate(float(param.value))  # media position continuous
+                self.get_logger().info(f"playback rate {param.value:g}")
             elif param.name == "loop" and self._playback is not None:
                 self._playback.loop = bool(param.value)
                 self.get_logger().info(f"loop {'on' if param.value else 'off'}")
 
     # ------------------------------------------------------------------ playback
 
-    def _elapsed_media_ns(self, now_ns: int) -> int:
-        """Media time at clock time ``now_ns`` (negative during the start delay)."""
-        return self._anchor_media_ns + int((now_ns - self._anchor_clock_ns) * self._rate)
-
     def _on_timer(self) -> None:
         playback = self._playback
         if playback is None or self._done_sent:
             return
-        now = self.get_clock().now().nanoseconds
-        if not self._started:
+        now = self._media_clock.now_ns()
+        if not self._media_clock.started:
             if now == 0:  # use_sim_time before the first /clock message
                 return
-            self._started = True
-            self._anchor_clock_ns = now + self._delay_ns
-            self._anchor_media_ns = 0
-            playback.start_ns = self._anchor_clock_ns
+            playback.start_ns = self._media_clock.start(now, self._delay_ns)
             self._done_pub.publish(Bool(data=False))
             self.get_logger().info(
-                f"playback starts at {self._anchor_clock_ns / _NS_PER_S:.3f} s (node clock)")
-        elapsed = self._elapsed_media_ns(now)
+                f"playback starts at {playback.start_ns / _NS_PER_S:.3f} s (node clock)")
+        elapsed = self._media_clock.media_ns(now)
         for event in playback.poll(elapsed):
             if (playback.passes, event.item) != self._current_item:
                 self._current_item = (playback.passes, event.item)
@@ -398,10 +269,9 @@ class FileSource(Node):
                 self.get_logger().error(
                     f"skipping a {type(event).__name__} at {event.stamp_ns} ns: {exc}",
                     throttle_duration_sec=1.0)
-            lag = elapsed - event.due_ns
-            if lag > _LAG_WARN_NS:
-                self.get_logger().warning(f"publishing {lag / 1e6:.0f} ms behind schedule",
-                                          throttle_duration_sec=2.0)
+            lag = self._media_clock.late_by(event.due_ns, elapsed)
+            if lag is not None:
+                self.get_logger().warning(f"publishing {lag / 1e6:.0f} ms behind schedule")
         if playback.finished:
             self.get_logger().info(f"playlist finished after {playback.passes + 1} pass(es)")
             self._finish()
