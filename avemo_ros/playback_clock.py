@@ -47,12 +47,13 @@ class PlaybackClock:
         return int(self._now())
 
     def start(self, now_ns: Optional[int] = None, delay_ns: int = 0) -> int:
-        """Anchor media time 0 at ``now + delay_ns``; returns that clock time."""
+        """Start at media time ``-delay_ns * rate``: media time 0 comes ``delay_ns`` of clock
+        time later (later still for time spent paused). Returns that clock time."""
         with self._lock:
             now = self.now_ns() if now_ns is None else int(now_ns)
-            self._anchor_clock_ns = now + int(delay_ns)
-            self._anchor_media_ns = 0
-            return self._anchor_clock_ns
+            self._anchor_clock_ns = now
+            self._anchor_media_ns = -int(round(int(delay_ns) * self._rate))
+            return now + int(delay_ns)
 
     @property
     def started(self) -> bool:

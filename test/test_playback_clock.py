@@ -61,9 +61,11 @@ def test_start_delay_and_starting_paused():
     assert clock.media_ns() < 0
     assert clock.wait_s(0) == pytest.approx(0.6)  # the delay is clock time, whatever the rate
     paused = PlaybackClock(paused=True, now=now)
-    paused.start()
+    paused.start(delay_ns=200 * MS)
     now.t += 1_000 * MS
-    assert paused.media_ns() == 0
+    assert paused.media_ns() == -200 * MS  # the delay is still ahead once resumed
+    paused.set_paused(False)
+    assert paused.wait_s(0) == pytest.approx(0.2)
 
 
 def test_lag_warning_beyond_the_threshold_and_throttled():

@@ -11,14 +11,11 @@ times are scheduled against one monotonic start time (re-anchored only when ``ra
 
 The serialized CDR of each message is published as is (no deserialize / serialize round
 trip); only the first message of each topic is deserialized once, to check that the
-bag's definition matches the installed type. Types resolve by name through importlib
-(``sensor_msgs/msg/Image`` -> ``sensor_msgs.msg.Image``); a type that is not installed
-is logged once and its topic skipped.
+bag's definition matches the installed type. A type that is not installed is logged once
+and its topic skipped.
 
-QoS per type: camera types (``sensor_msgs/Image``, ``CompressedImage``, ``CameraInfo``)
-get sensor-data QoS (BEST_EFFORT, KEEP_LAST 5; ``camera_qos:=reliable`` for reliable
-subscribers), audio types (``audio_common_msgs/*``) RELIABLE KEEP_LAST 200, everything
-else RELIABLE KEEP_LAST 10.
+QoS per type: see :mod:`avemo_ros.ros.bag_topics`; parameters and the command line:
+:mod:`avemo_ros.ros.bag_player_params`. Timing: :class:`avemo_ros.playback_clock.PlaybackClock`.
 
 ``publish_clock`` publishes ``/clock`` (rosgraph_msgs/Clock, RELIABLE KEEP_LAST 1, which
 BEST_EFFORT ``use_sim_time`` subscribers also match) every ``1 / clock_frequency`` s with
@@ -32,12 +29,9 @@ starts, ``True`` when the playlist has ended (never while looping), like ``file_
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import math
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
@@ -45,206 +39,23 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
 from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
-from .params import ParamSpec, declare, values
+from ..playback_clock import PlaybackClock
+from .bag_topics import (CAMERA_TYPES, CLOCK_QOS, LATCHED_QOS, QOS_BY_KIND, BagPlayerError,
+                         PlaylistBag, message_class, open_reader, qos_for_type, scan_bag)
 from .compat import add_post_set_parameters_callback, ros_context
+from .bag_player_params import PARAMS, build_parser, player_args
+from .params import declare, values
 from .ros_logging import route_python_logging
 
-__all__ = ["BagPlayer", "BagPlayerError", "PlaylistClock", "QOS_BY_KIND", "main", "message_class",
-           "qos_for_type"]
+__all__ = ["BagPlayer", "BagPlayerError", "LATCHED_QOS", "PARAMS", "QOS_BY_KIND", "main",
+           "message_class", "qos_for_type"]
 
 NS = 1_000_000_000
-_LAG_WARN_NS = 200_000_000  # warn when publishing falls this far behind schedule
 
-CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
-                "sensor_msgs/msg/CameraInfo")
-AUDIO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200,
-                       reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
-DEFAULT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
-RELIABLE_CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                                 reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.VOLATILE)
-CLOCK_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                       reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.VOLATILE)
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-#: QoS by kind of topic (see :func:`qos_for_type`).
-QOS_BY_KIND = {"camera": qos_profile_sensor_data, "camera_reliable": RELIABLE_CAMERA_QOS,
-               "audio": AUDIO_QOS, "other": DEFAULT_QOS}
-
-PARAMS = (
-    ParamSpec("rate", 1.0, "Playback speed factor (1 = recorded speed); may change while playing.",
-              range=(0.01, 100.0)),
-    ParamSpec("loop", False, "Restart the playlist at its end; may change while playing."),
-    ParamSpec("paused", False, "Hold playback (the clock stands still); set false to resume."),
-    ParamSpec("publish_clock", False, "Publish /clock with the bag time, for use_sim_time nodes.",
-              read_only=True),
-    ParamSpec("clock_frequency", 100.0, "/clock messages per second (wall time).",
-              range=(1.0, 1000.0), read_only=True),
-    ParamSpec("start_delay_s", 0.0, "Wait this long (wall time) before playing.",
-              range=(0.0, 3600.0), read_only=True),
-    ParamSpec("wait_for_subscribers_s", 0.0, "Before playing, wait up to this long (wall time) "
-              "until every camera and audio topic (every topic when there is none) has a "
-              "subscriber (0: do not wait).",
-              range=(0.0, 3600.0), read_only=True),
-    ParamSpec("camera_qos", "sensor_data", "QoS of camera topics: sensor_data (BEST_EFFORT, "
-              "KEEP_LAST 5) or reliable (KEEP_LAST 10; also serves reliable subscribers).",
-              choices=("sensor_data", "reliable"), read_only=True),
-)
-_RUNTIME = ("rate", "loop", "paused")
-
-
-class BagPlayerError(ValueError):
-    """The player cannot start (no bag, unreadable bag, nothing playable)."""
-
-
-def message_class(msgtype: str) -> type:
-    """Installed message class for a type name (``pkg/msg/Name`` or ``pkg/Name``).
-
-    Raises ImportError / AttributeError (with the reason) when it is not installed.
-    """
-    parts = msgtype.strip("/").split("/")
-    if len(parts) == 2:
-        parts = [parts[0], "msg", parts[1]]
-    if len(parts) != 3 or not all(parts):
-        raise ImportError(f"not a message type name: {msgtype!r}")
-    module = importlib.import_module(f"{parts[0]}.{parts[1]}")
-    cls = getattr(module, parts[2], None)
-    if cls is None:
-        raise AttributeError(f"{parts[0]}.{parts[1]} has no {parts[2]}")
-    return cls
-
-
-def qos_for_type(msgtype: str, camera_qos: str = "sensor_data") -> QoSProfile:
-    """The QoS a topic of ``msgtype`` is republished with (see the module docstring)."""
-    if msgtype in CAMERA_TYPES:
-        return QOS_BY_KIND["camera" if camera_qos == "sensor_data" else "camera_reliable"]
-    if msgtype.startswith("audio_common_msgs/"):
-        return QOS_BY_KIND["audio"]
-    return QOS_BY_KIND["other"]
-
-
-class PlaylistClock:
-    """Playlist offset (ns) as a function of monotonic time, with rate changes and pause.
-
-    ``offset(now) = anchor_offset + (now - anchor_mono) * rate`` while playing; changing
-    the rate or pausing re-anchors at the current offset, so the offset stays continuous.
-    Thread-safe.
-    """
-
-    def __init__(self, rate: float = 1.0, paused: bool = False):
-        self._lock = threading.Lock()
-        self._rate = float(rate)
-        self._paused = bool(paused)
-        self._anchor_mono_ns: Optional[int] = None  # None: not started
-        self._anchor_offset_ns = 0
-
-    @staticmethod
-    def now_ns() -> int:
-        return time.monotonic_ns()
-
-    def start(self, now_ns: Optional[int] = None) -> None:
-        with self._lock:
-            self._anchor_mono_ns = self.now_ns() if now_ns is None else now_ns
-            self._anchor_offset_ns = 0
-
-    @property
-    def started(self) -> bool:
-        return self._anchor_mono_ns is not None
-
-    @property
-    def rate(self) -> float:
-        return self._rate
-
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
-    def _offset_locked(self, now_ns: int) -> int:
-        if self._anchor_mono_ns is None:
-            return 0
-        if self._paused:
-            return self._anchor_offset_ns
-        return self._anchor_offset_ns + int((now_ns - self._anchor_mono_ns) * self._rate)
-
-    def offset(self, now_ns: Optional[int] = None) -> int:
-        """Playlist offset at monotonic time ``now_ns`` (default: now)."""
-        with self._lock:
-            return self._offset_locked(self.now_ns() if now_ns is None else now_ns)
-
-    def wall_until(self, offset_ns: int, now_ns: Optional[int] = None) -> Optional[float]:
-        """Seconds of wall time until ``offset_ns`` is reached (None while paused)."""
-        with self._lock:
-            now = self.now_ns() if now_ns is None else now_ns
-            if self._paused or self._anchor_mono_ns is None:
-                return None
-            return max(0.0, (offset_ns - self._offset_locked(now)) / self._rate / NS)
-
-    def shift(self, delta_ns: int) -> None:
-        """Move the offset by ``delta_ns`` (the loop restart moves it back to 0)."""
-        with self._lock:
-            self._anchor_offset_ns += delta_ns
-
-    def set_rate(self, rate: float) -> None:
-        self._reanchor(rate=float(rate))
-
-    def set_paused(self, paused: bool) -> None:
-        self._reanchor(paused=bool(paused))
-
-    def _reanchor(self, rate: Optional[float] = None, paused: Optional[bool] = None) -> None:
-        with self._lock:
-            now = self.now_ns()
-            if self._anchor_mono_ns is not None:
-                self._anchor_offset_ns = self._offset_locked(now)
-                self._anchor_mono_ns = now
-            if rate is not None:
-                self._rate = rate
-            if paused is not None:
-                self._paused = paused
-
-
-@dataclass
-class _Bag:
-    path: Path
-    start_ns: int  # log time of the first message
-    end_ns: int  # log time of the last message
-    topics: dict[str, str]  # topic -> msgtype
-
-    @property
-    def span_ns(self) -> int:
-        return max(0, self.end_ns - self.start_ns)
-
-
-def _open_reader(path: Path):
-    from rosbags.rosbag2 import Reader
-
-    return Reader(path)
-
-
-def _scan_bag(path: Path) -> _Bag:
-    """Time range and topics of a bag. Raises BagPlayerError when it cannot be read."""
-    if not path.exists():
-        raise BagPlayerError(f"bag {path} does not exist")
-    try:
-        with _open_reader(path) as reader:
-            if reader.message_count == 0:
-                raise BagPlayerError(f"bag {path} holds no messages")
-            topics = {c.topic: c.msgtype for c in reader.connections}
-            return _Bag(path, int(reader.start_time), int(reader.end_time) - 1, topics)
-    except BagPlayerError:
-        raise
-    except Exception as exc:  # rosbags raises its own error types for corrupt bags
-        raise BagPlayerError(f"cannot read bag {path}: {exc}") from exc
 
 
 class BagPlayer(Node):
@@ -270,22 +81,16 @@ class BagPlayer(Node):
     # ------------------------------------------------------------------ set-up
 
     def _setup(self, bag_paths: Optional[Sequence[str]], topics: Optional[Sequence[str]]) -> None:
-        self.declare_parameter("bag_paths", Parameter.Type.STRING_ARRAY, _array_descriptor(
-            "Bags to play in order (rosbag2 directories or .mcap / .db3 files)."))
-        self.declare_parameter("topics", Parameter.Type.STRING_ARRAY, _array_descriptor(
-            "Play only these topics (empty: all)."))
         declare(self, PARAMS)
         add_post_set_parameters_callback(self, self._apply_parameters)
         self._cfg = values(self, PARAMS)
-        empty = Parameter("x", Parameter.Type.STRING_ARRAY, [])
-        paths = list(bag_paths) if bag_paths else list(
-            self.get_parameter_or("bag_paths", empty).value or [])
-        wanted = list(topics) if topics else list(
-            self.get_parameter_or("topics", empty).value or [])
+        paths = list(bag_paths) if bag_paths else self._cfg["bag_paths"]
+        wanted = list(topics) if topics else self._cfg["topics"]
         if not paths:
             raise BagPlayerError("no bag to play: give bag paths (bag_paths parameter)")
-        self.bags = [_scan_bag(Path(p)) for p in paths]
-        self.clock = PlaylistClock(self._cfg["rate"], self._cfg["paused"])
+        self.bags = [scan_bag(Path(p)) for p in paths]
+        # playlist offset (media time) on the monotonic clock
+        self.clock = PlaybackClock(self._cfg["rate"], self._cfg["paused"])
         self.loop = bool(self._cfg["loop"])
         self._topic_pubs: dict[str, Any] = {}
         self._types: dict[str, str] = {}
@@ -294,7 +99,6 @@ class BagPlayer(Node):
         self.published: dict[str, int] = {}
         self.passes = 0
         self._finished = False
-        self._lag_warned_at = 0.0
         self._bag_time_ns = self.bags[0].start_ns
         self._bag_base_ns: Optional[int] = None  # playlist offset of the bag being played
         self._bag_start_ns = self.bags[0].start_ns
@@ -383,7 +187,7 @@ class BagPlayer(Node):
             bag_time, base, bag_start = self._bag_time_ns, self._bag_base_ns, self._bag_start_ns
         if base is None or not self.clock.started:
             return bag_time
-        return max(bag_start, bag_start + (self.clock.offset(now_mono_ns) - base))
+        return max(bag_start, bag_start + (self.clock.media_ns(now_mono_ns) - base))
 
     def pause(self) -> None:
         """Hold playback (same as setting the ``paused`` parameter)."""
@@ -415,12 +219,13 @@ class BagPlayer(Node):
 
     def _run(self) -> None:
         try:
-            if not self._wait_subscribers() or not self._sleep_wall(self._cfg["start_delay_s"]):
+            if not self._wait_subscribers():
                 return
-            self.clock.start()
+            delay_s = self._cfg["start_delay_s"]
+            self.clock.start(delay_ns=int(round(delay_s * NS)))  # waited for in _wait_until
             self._next_tick_ns = time.monotonic_ns()
             self._done_pub.publish(Bool(data=False))
-            self.get_logger().info("playback starts")
+            self.get_logger().info("playback starts" + (f" in {delay_s:g} s" if delay_s else ""))
             base = 0
             while not self._stop.is_set():
                 for bag in self.bags:
@@ -461,13 +266,7 @@ class BagPlayer(Node):
             self._stop.wait(0.02)
         return False
 
-    def _sleep_wall(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            self._stop.wait(min(0.05, deadline - time.monotonic()))
-        return not self._stop.is_set()
-
-    def _play_bag(self, bag: _Bag, base_ns: int) -> bool:
+    def _play_bag(self, bag: PlaylistBag, base_ns: int) -> bool:
         """Publish one bag starting at playlist offset ``base_ns``; False when stopped."""
         with self._state_lock:
             self._bag_base_ns, self._bag_start_ns = base_ns, bag.start_ns
@@ -479,9 +278,9 @@ class BagPlayer(Node):
             self._publish(topic, raw, bag)
         return self._wait_until(base_ns + bag.span_ns)
 
-    def _messages(self, bag: _Bag) -> Iterator[tuple[str, int, bytes]]:
+    def _messages(self, bag: PlaylistBag) -> Iterator[tuple[str, int, bytes]]:
         try:
-            with _open_reader(bag.path) as reader:
+            with open_reader(bag.path) as reader:
                 conns = [c for c in reader.connections
                          if c.topic in self._topic_pubs and self._types[c.topic] == c.msgtype]
                 for conn, log_ns, raw in reader.messages(connections=conns):
@@ -495,11 +294,10 @@ class BagPlayer(Node):
         while not self._stop.is_set():
             now = time.monotonic_ns()
             self._tick_clock(now)
-            wait = self.clock.wall_until(offset_ns, now)
+            wait = self.clock.wait_s(offset_ns, now)
             if wait is not None and wait <= 0.0:
-                lag = self.clock.offset(now) - offset_ns
-                if lag > _LAG_WARN_NS and time.monotonic() - self._lag_warned_at > 2.0:
-                    self._lag_warned_at = time.monotonic()
+                lag = self.clock.late_by(offset_ns, self.clock.media_ns(now))
+                if lag is not None:
                     self.get_logger().warning(f"publishing {lag / 1e6:.0f} ms behind schedule")
                 return True
             timeout = 0.05 if wait is None else wait
@@ -520,7 +318,7 @@ class BagPlayer(Node):
         msg.clock.sec, msg.clock.nanosec = divmod(t, NS)
         self._clock_pub.publish(msg)
 
-    def _publish(self, topic: str, raw: bytes, bag: _Bag) -> None:
+    def _publish(self, topic: str, raw: bytes, bag: PlaylistBag) -> None:
         if topic not in self._checked:
             self._checked.add(topic)
             try:
@@ -534,46 +332,6 @@ class BagPlayer(Node):
             return
         self._topic_pubs[topic].publish(raw)
         self.published[topic] += 1
-
-
-def _array_descriptor(text: str):
-    from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-
-    return ParameterDescriptor(type=ParameterType.PARAMETER_STRING_ARRAY, description=text,
-                               read_only=True)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description="publish rosbag2 bags with their original timing")
-    ap.add_argument("bags", nargs="+", type=Path, help="rosbag2 directories or .mcap/.db3 files")
-    ap.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    ap.add_argument("--loop", action="store_true", help="restart at the end")
-    ap.add_argument("--clock", action="store_true", help="publish /clock from the bag time")
-    ap.add_argument("--clock-frequency", type=float, default=100.0, help="/clock messages per s")
-    ap.add_argument("--topics", nargs="+", default=[], help="play only these topics")
-    ap.add_argument("--start-paused", action="store_true",
-                    help="start paused (ros2 param set /bag_player paused false to play)")
-    ap.add_argument("--delay", type=float, default=0.0, help="wait this long before playing, s")
-    ap.add_argument("--wait-subscribers", type=float, default=0.0, metavar="S",
-                    help="wait up to S s for a subscriber on every camera / audio topic")
-    ap.add_argument("--camera-qos", choices=("sensor_data", "reliable"), default="sensor_data")
-    ap.add_argument("--linger", type=float, default=3.0, metavar="S",
-                    help="stay up S s after the end (latched done, advancing /clock)")
-    return ap
-
-
-def player_args(args: argparse.Namespace) -> list[str]:
-    """ROS parameter arguments for the player from the parsed command line."""
-    p = {"rate": repr(float(args.rate)), "loop": str(args.loop).lower(),
-         "publish_clock": str(args.clock).lower(),
-         "clock_frequency": repr(float(args.clock_frequency)),
-         "paused": str(args.start_paused).lower(), "start_delay_s": repr(float(args.delay)),
-         "wait_for_subscribers_s": repr(float(args.wait_subscribers)),
-         "camera_qos": args.camera_qos}
-    out = ["--ros-args"]
-    for k, v in p.items():
-        out += ["-p", f"{k}:={v}"]
-    return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
