@@ -30,13 +30,12 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool
 
 from ..bags import BagError, bag_info, truth_for_window
 from ..evaluation import WindowRecord, write_report
-from .params import ParamSpec, declare, values
+from .params import STRING_ARRAY, ParamSpec, declare, values
 from .compat import ros_context
 from .ros_logging import route_python_logging
 
@@ -47,6 +46,8 @@ NS = 1_000_000_000
 _IMPLAUSIBLE_LATENCY_S = 3600.0  # a node clock this far from the stamps is another clock
 
 PARAMS = (
+    ParamSpec("bag_paths", None, "Bags being replayed (their ground truth and stamp spans).",
+              read_only=True, kind=STRING_ARRAY),
     ParamSpec("out_dir", "", "Directory for report.json, windows.csv, confusion.png, latency.png "
               "('' = keep the records in memory only).", read_only=True),
     ParamSpec("done_topic", "/bag_player/done", "Latched std_msgs/Bool of the player: true ends "
@@ -98,16 +99,9 @@ class EvalRecorder(Node):
                  out_dir: Optional[str] = None, now_ns: Optional[Callable[[], int]] = None,
                  report_extra: Optional[Callable[[], dict]] = None, **kwargs: Any):
         super().__init__(node_name, **kwargs)
-        from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-
-        self.declare_parameter("bag_paths", Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-            type=ParameterType.PARAMETER_STRING_ARRAY, read_only=True,
-            description="Bags being replayed (their ground truth and stamp spans)."))
         declare(self, PARAMS)
         self._cfg = values(self, PARAMS)
-        empty = Parameter("x", Parameter.Type.STRING_ARRAY, [])
-        paths = list(bag_paths) if bag_paths else list(
-            self.get_parameter_or("bag_paths", empty).value or [])
+        paths = list(bag_paths) if bag_paths else self._cfg["bag_paths"]
         if not paths:
             self.destroy_node()
             raise EvalRecorderError("no bag given: the ground truth comes from the replayed bags")
