@@ -206,7 +206,8 @@ def test_runtime_never_imports_torch():
             "from avemo_ros.estimator import EmotionEstimator\n"
             "import training.engines\n"
             f"est = EmotionEstimator({str(BUNDLE)!r}, 'auto', threads=1)\n"
-            "est.infer(np.zeros((200, 300), np.float32), np.zeros((20, 100, 60), np.float32))\n"
+            "m = est.manifest\n"
+            "est.infer(np.zeros(m.audio.shape, np.float32), np.zeros(m.video.shape, np.float32))\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
             "print(sorted(set(est.backend_names.values())))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
