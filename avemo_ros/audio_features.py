@@ -1,7 +1,9 @@
 """Audio preprocessing: mono float conversion, resampling and the log spectrogram.
 
 A plain NumPy STFT (no numba JIT) so the first window of a live node is not late; the
-same functions build the training features.
+same functions build the training features. ``test/test_audio_features.py`` checks the STFT,
+mel, MFCC, chroma, spectral contrast and tonnetz against librosa: the same definitions to
+float rounding, except the chroma kernel and the contrast band edges (documented there).
 """
 from __future__ import annotations
 
@@ -173,7 +175,9 @@ def chroma_filterbank(sample_rate: int, n_fft: int, tuning_hz: float = 440.0) ->
     """(12, n_fft // 2 + 1) weights of each FFT bin on the 12 pitch classes (C = 0).
 
     A bin contributes to the pitch classes within one semitone of its centre frequency,
-    weighted by a triangle; bins below 27.5 Hz (A0) are ignored.
+    weighted by a triangle; bins below 27.5 Hz (A0) are ignored. (librosa spreads a bin as a
+    Gaussian as wide as the bin and weights octaves: the same where bins are narrower than a
+    semitone.)
     """
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     fb = np.zeros((N_CHROMA, freqs.size), np.float32)
@@ -201,7 +205,10 @@ _CONTRAST_EDGES = (0.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0)
 
 def _spectral_contrast(power: np.ndarray, cfg: AudioFeatureConfig, quantile: float = 0.02
                        ) -> np.ndarray:
-    """(frames, 7) peak-minus-valley in dB per band (mean of the top / bottom quantile)."""
+    """(frames, 7) peak-minus-valley in dB per band (mean of the top / bottom quantile).
+
+    Bands hold the bins ``lo <= f < hi``; librosa's start one bin lower and clamp at 80 dB.
+    """
     mag = np.sqrt(power)
     freqs = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate)
     edges = list(_CONTRAST_EDGES) + [cfg.sample_rate / 2 + 1.0]
