@@ -1,7 +1,6 @@
 """Export trained networks to ONNX and write the model bundle (ONNX files + manifest)."""
 from __future__ import annotations
 
-import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -14,9 +13,10 @@ import torch
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.backends import OnnxRuntimeBackend
 from avemo_ros.estimator import AUDIO_INPUTS, VIDEO_INPUT
-from avemo_ros.manifest import FEATURES, FUSION_INPUTS, LOGITS
 from avemo_ros.face_frames import VideoFeatureConfig
-from avemo_ros.manifest import Manifest, ModelSpec, TensorSpec, sha256_file
+from avemo_ros.fusion_rule import FusionRuleError, fusion_source
+from avemo_ros.fusion_rule import fusion_input_names as _input_names
+from avemo_ros.manifest import FEATURES, LOGITS, Manifest, ModelSpec, TensorSpec, sha256_file
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -65,12 +65,13 @@ def network_input_shape(role: str, feature_shape: Sequence[int],
 
 
 def fusion_input_names(fusion_model: torch.nn.Module) -> tuple[str, str]:
-    """The fusion network's input names, from its forward() parameters (a FUSION_INPUTS pair)."""
-    names = tuple(list(inspect.signature(fusion_model.forward).parameters)[:2])
-    if names not in FUSION_INPUTS:
-        raise ExportError(f"{type(fusion_model).__name__}.forward takes {names}, none of "
-                          f"{list(FUSION_INPUTS)}")
-    return names
+    """The fusion network's input names, from its forward() parameters (a pair of
+    ``avemo_ros.fusion_rule.FUSION_INPUTS``)."""
+    try:
+        fusion_source(fusion_model)
+    except FusionRuleError as e:
+        raise ExportError(f"{type(fusion_model).__name__}.forward: {e}") from None
+    return _input_names(fusion_model)
 
 
 def write_bundle(out_dir: Path, *, audio_model: torch.nn.Module, video_model: torch.nn.Module,
@@ -80,7 +81,7 @@ def write_bundle(out_dir: Path, *, audio_model: torch.nn.Module, video_model: to
     """Export the three networks into ``out_dir`` and write its manifest.
 
     The fusion network consumes the modality networks' features or logits, as its
-    forward() parameter names say (see ``avemo_ros.manifest.FUSION_INPUTS``).
+    forward() parameter names say (``avemo_ros.fusion_rule.fusion_source``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +90,7 @@ def write_bundle(out_dir: Path, *, audio_model: torch.nn.Module, video_model: to
                            generator=gen)
     faces_in = torch.randn(*network_input_shape("video", video_cfg.shape), generator=gen)
     fusion_names = fusion_input_names(fusion_model)
-    source = 0 if FUSION_INPUTS[fusion_names] == LOGITS else 1
+    source = 0 if fusion_source(fusion_names) == LOGITS else 1
     with torch.no_grad():
         fa = audio_model.eval()(audio_in)[source]
         fv = video_model.eval()(faces_in)[source]

@@ -27,11 +27,11 @@ import yaml
 
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.face_frames import VideoFeatureConfig
-from avemo_ros.manifest import FUSION_INPUTS
+from avemo_ros.fusion_rule import LOGITS, combine_batch, fit_late_fusion_weight, fusion_source
 
 from . import models as nets
 from .datasets import DatasetError, open_dataset
-from .export import fusion_input_names, network_input_shape, write_bundle
+from .export import network_input_shape, write_bundle
 from .features import FeatureSet, extract_features
 from .report import ModelScore, score_model, write_training_report
 from .trainer import (TrainConfig, balanced_class_weights, distributed_context, predict,
@@ -241,9 +241,9 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
         la, fa = outputs["audio"]
         lv, fv = outputs["video"]
         # late fusion: fitted, not trained
-        if nets.network_class("fusion", name).fusion_inputs == "logits":
+        if fusion_source(nets.network_class("fusion", name)) == LOGITS:
             va = masks.val & both
-            w = nets.fit_late_fusion_weight(_softmax(la[va]), _softmax(lv[va]), fs.labels[va])
+            w = fit_late_fusion_weight(_softmax(la[va]), _softmax(lv[va]), fs.labels[va])
             trained[key] = nets.build_network("fusion", name, nc, weight=w)
             results[key] = {"audio_weight": float(w)}
             log.info("late fusion: audio weight %.2f fitted on %d validation windows", w,
@@ -305,8 +305,9 @@ def evaluate(trained: dict, outputs: dict, fs: FeatureSet, test: np.ndarray, lab
              cfg: RunConfig) -> list[ModelScore]:
     """Held-out scores: each modality on its usable windows, each fusion as the node decides.
 
-    A fusion is scored on every window with at least one modality: both present, the
-    fusion network; one present, that modality's own probabilities (the runtime's rule).
+    A fusion is scored on every window with at least one modality, combined by the
+    runtime's rule (``avemo_ros.fusion_rule.combine_batch``): both present, the fusion
+    network; one present, that modality's own probabilities.
     """
     scores = []
     probs = {role: _softmax(outputs[role][0]) for role in outputs}
@@ -318,23 +319,16 @@ def evaluate(trained: dict, outputs: dict, fs: FeatureSet, test: np.ndarray, lab
     for key, model in trained.items():
         if not key.startswith("fusion:"):
             continue
-        src = nets_fusion_source(model)
         la, fa = outputs["audio"]
         lv, fv = outputs["video"]
-        a_in, v_in = (la, lv) if src == "logits" else (fa, fv)
+        a_in, v_in = (la, lv) if fusion_source(model) == LOGITS else (fa, fv)
         fused, _ = predict(model, [a_in, v_in])
-        p = _softmax(fused)
-        p = np.where(fs.has_face[:, None], np.where(fs.has_audio[:, None], p, probs["video"]),
-                     probs["audio"])
+        p = combine_batch(probs["audio"], probs["video"], _softmax(fused), fs.has_audio,
+                          fs.has_face)
         m = test & (fs.has_audio | fs.has_face)
         scores.append(score_model(key, _arch(model), p[m], fs.labels[m], fs.clip[m], labels,
                                   cfg.seeds.get(key)))
     return scores
-
-
-def nets_fusion_source(model) -> str:
-    """'logits' for late fusion networks, 'features' for intermediate ones."""
-    return FUSION_INPUTS[fusion_input_names(model)]
 
 
 def _arch(model) -> str:
