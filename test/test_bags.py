@@ -315,3 +315,28 @@ def test_truth_json_errors(tmp_path, timeline):
     meta.write_text(text[:start] + TRUTH_KEY + ": 'not json'\n  " + text[end:])
     with pytest.raises(BagError, match="ground truth"):
         read_ground_truth(bag)
+
+
+def test_timeline_is_the_clip_stream():
+    """Bag timelines stamp frames and chunks by clip_stream's one rule (44.1 kHz chunks and
+    30 fps frames fall between nanoseconds), including the re-timed fps variant."""
+    from avemo_ros.clip_stream import AudioEvent, clip_events
+
+    rate, fps = 44100, 30.0
+    frames = np.zeros((9, 4, 4, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(9)
+    clip = MediaClip(frames=frames, frame_times=np.arange(9) / fps,
+                     audio=np.zeros((rate * 3 // 10, 1), np.float32), sample_rate=rate)
+    start = 1_700_000_000 * NS
+    tl = timeline_from_clips([clip], ["calm"], chunk_s=0.01, start_ns=start)
+    events = clip_events(clip, start, chunk_s=0.01)
+    assert [f.stamp_ns for f in tl.frames] == [e.stamp_ns for e in events
+                                               if not isinstance(e, AudioEvent)]
+    assert [a.stamp_ns for a in tl.audio] == [e.stamp_ns for e in events
+                                              if isinstance(e, AudioEvent)]
+    assert tl.frames[1].stamp_ns - start == 33_333_333
+    assert tl.audio[1].stamp_ns - start == round(441 * NS / rate)
+    assert tl.truth[0].end_ns - start == 300_000_000 == tl.end_ns - start
+    retimed = timeline_from_clips([clip], ["calm"], fps=10.0, chunk_s=0.01, start_ns=start)
+    assert [f.stamp_ns - start for f in retimed.frames] == [0, 100_000_000, 200_000_000]
+    assert [int(f.rgb[0, 0, 0]) for f in retimed.frames] == [0, 3, 6]  # latest at each tick
