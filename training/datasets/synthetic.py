@@ -1,4 +1,4 @@
-"""The project's synthetic set (``training/synthetic.py``) as a dataset like RAVDESS.
+"""The project's synthetic set (``training/synthetic/``) as a dataset like RAVDESS.
 
 Clips are rendered into ``root`` in the RAVDESS layout when missing, then read by the
 RAVDESS parser, restricted to the actors, statements and repetitions asked for (files of
