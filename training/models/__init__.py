@@ -12,7 +12,9 @@ Conventions shared by every network:
 - Input tensors (batch first): spectrogram ``(B, 1, F, T)``; frame features ``(B, 180, T)``;
   summary features ``(B, 65)``; grey face stacks ``(B, 1, N, H, W)``. Audio networks say
   which of the three audio feature kinds they need in ``feature_kind``; fusion networks
-  say whether they take the branches' ``features`` or ``logits`` in ``fusion_inputs``.
+  say whether they take the branches' ``features`` or ``logits`` in ``fusion_inputs``
+  (what ``avemo_ros.fusion_rule.fusion_source`` reads from ``forward``'s parameter names,
+  the names the exported graph's inputs get).
 
 Build one by name with :func:`build_network`; the registries are :data:`AUDIO_NETWORKS`,
 :data:`VIDEO_NETWORKS` and :data:`FUSION_NETWORKS`.
