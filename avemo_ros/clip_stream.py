@@ -1,9 +1,9 @@
 """A decoded clip as the stream a camera and a microphone deliver: stamped frames, audio chunks.
 
-The one place where clip times become header stamps (no ROS imports). Every user (the
-file_source schedule in :mod:`avemo_ros.playback`, the bag timelines, the training and
-offline windows, the tests and the bench publisher) goes through :func:`clip_events`, so
-they share one rounding rule:
+The one place where clip times become header stamps (no ROS imports): the file_source
+schedule (:mod:`avemo_ros.playback`), bag timelines (:mod:`avemo_ros.bags.timeline`) and
+the bench publisher take their streams from :func:`clip_events`, and so should every other
+stream made from a clip (windows for training and tests), so that all share one rule:
 
 * frame ``i``: ``stamp_ns = start_ns + round(frame_times[i] * 1e9)``, due at its stamp;
 * audio chunk whose first sample is ``s`` and whose last is ``e - 1``:

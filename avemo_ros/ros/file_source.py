@@ -18,7 +18,9 @@ Header stamps are the node clock at start (after ``start_delay_s``) plus media t
 video and audio stamps agree with each other and with ``use_sim_time``. ``rate`` changes
 the pacing only; stamps keep following media time (like ``ros2 bag play --rate``).
 All playlist items are decoded when the node starts; a file that cannot be decoded is
-logged and skipped.
+logged and skipped. The schedule is :class:`avemo_ros.playback.MediaPlayback` (stamps by
+:mod:`avemo_ros.clip_stream`), paced by :class:`avemo_ros.playback_clock.PlaybackClock`;
+parameters: :mod:`avemo_ros.ros.file_source_params`.
 """
 from __future__ import annotations
 
