@@ -18,6 +18,7 @@ import numpy as np
 
 from .conversions import (ConversionError, StampLike, as_stamp, filled_array, stamp_to_ns,
                           to_uint8_array, typed_array)
+from .input_problems import Problem
 
 _NS_PER_S = 1_000_000_000
 
@@ -25,9 +26,13 @@ _NS_PER_S = 1_000_000_000
 class UnsupportedAudio(ConversionError):
     """Audio in a format or coding this package cannot read (counted as unsupported)."""
 
+    problem = Problem.AUDIO_UNSUPPORTED
+
 
 class NonFiniteAudio(ConversionError):
     """Float audio with NaN or Inf samples."""
+
+    problem = Problem.AUDIO_NON_FINITE
 
 # ----------------------------------------------------------------------------- audio
 

@@ -14,6 +14,9 @@ from typing import Any, Optional, Union
 import cv2
 import numpy as np
 
+from .image_headers import compressed_size
+from .input_problems import InputError, Problem
+
 try:  # rclpy message classes are needed to BUILD messages; reading works without them
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import CompressedImage, Image
@@ -23,6 +26,11 @@ except ImportError:  # e.g. offline evaluation of rosbags-deserialized messages,
 __all__ = [
     "ConversionError",
     "DEFAULT_MAX_PIXELS",
+    "ImageTooLarge",
+    "InvalidImage",
+    "UnsupportedImage",
+    "check_compressed",
+    "validate_image",
     "IMAGE_ENCODINGS",
     "check_image",
     "compressed_to_rgb",
@@ -38,8 +46,26 @@ __all__ = [
 ]
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """A message cannot be converted (unsupported encoding, malformed data, ...)."""
+
+
+class UnsupportedImage(ConversionError):
+    """An image encoding or compression format this package does not read."""
+
+    problem = Problem.IMAGE_UNSUPPORTED
+
+
+class InvalidImage(ConversionError):
+    """A malformed image: empty, wrong data length or step, not decodable."""
+
+    problem = Problem.IMAGE_INVALID
+
+
+class ImageTooLarge(ConversionError):
+    """An image with more pixels than allowed (checked before any pixel is copied)."""
+
+    problem = Problem.IMAGE_TOO_LARGE
 
 
 # ----------------------------------------------------------------------------- stamps
@@ -160,9 +186,9 @@ _TO_RGB = {
 
 def _check_size(height: int, width: int, max_pixels: int) -> None:
     if height <= 0 or width <= 0:
-        raise ConversionError(f"empty image: {width}x{height}")
+        raise InvalidImage(f"empty image: {width}x{height}")
     if height * width > max_pixels:
-        raise ConversionError(f"image too large: {width}x{height} = {height * width} pixels "
+        raise ImageTooLarge(f"image too large: {width}x{height} = {height * width} pixels "
                               f"> max_pixels {max_pixels}")
 
 
@@ -170,7 +196,7 @@ def _image_layout(msg: Image, max_pixels: int) -> tuple[str, int, int, np.ndarra
     """Validate an Image; return (encoding, channels, bytes per channel, data as uint8)."""
     encoding = str(msg.encoding).strip().lower()
     if encoding not in IMAGE_ENCODINGS:
-        raise ConversionError(
+        raise UnsupportedImage(
             f"unsupported image encoding {msg.encoding!r} "
             f"(supported: {', '.join(IMAGE_ENCODINGS)})"
         )
@@ -179,30 +205,50 @@ def _image_layout(msg: Image, max_pixels: int) -> tuple[str, int, int, np.ndarra
     _check_size(height, width, max_pixels)
     row_bytes = width * channels * depth
     if step < row_bytes:
-        raise ConversionError(
+        raise InvalidImage(
             f"image step {step} is smaller than a {encoding} row of {width} pixels "
             f"({row_bytes} bytes)"
         )
     buf = to_uint8_array(msg.data)
     need = (height - 1) * step + row_bytes
     if not need <= buf.size <= height * step:
-        raise ConversionError(
+        raise InvalidImage(
             f"image data length {buf.size} does not match {width}x{height} {encoding} "
             f"with step {step} (expected {height * step} bytes)"
         )
     return encoding, channels, depth, buf
 
 
-def check_image(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Optional[str]:
-    """Why ``image_to_rgb`` would reject ``msg`` (None when it is fine); cheap, no pixel copy.
+def validate_image(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise what ``image_to_rgb`` would raise for ``msg`` (typed: UnsupportedImage,
+    InvalidImage, ImageTooLarge); cheap, no pixel copy."""
+    _image_layout(msg, max_pixels)
 
-    Problems with the encoding mention "encoding"; the others describe size or layout.
-    """
+
+def check_image(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Optional[str]:
+    """Why ``image_to_rgb`` would reject ``msg`` (None when it is fine); cheap, no pixel copy."""
     try:
         _image_layout(msg, max_pixels)
     except ConversionError as exc:
         return str(exc)
     return None
+
+
+def check_compressed(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Check a CompressedImage without decoding it: format, data, and the pixel count its
+    PNG / JPEG header announces (a small file may decode to a huge image)."""
+    fmt = str(msg.format)
+    if "compresseddepth" in fmt.lower().replace(" ", ""):
+        raise UnsupportedImage(
+            f"unsupported compressed format {fmt!r}: compressedDepth is for depth images")
+    buf = to_uint8_array(msg.data)
+    if buf.size == 0:
+        raise InvalidImage(f"empty compressed image (format {fmt!r})")
+    size = compressed_size(buf)
+    if size is None:
+        raise InvalidImage(f"compressed image of {buf.size} bytes is neither PNG nor JPEG "
+                           f"(no readable header; format {fmt!r})")
+    _check_size(size[1], size[0], max_pixels)
 
 
 def image_to_rgb(msg: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -284,17 +330,17 @@ _COMPRESSED_EXT = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
 
 
 def compressed_to_rgb(msg: CompressedImage, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (jpeg/png) -> ``(H, W, 3)`` uint8 RGB."""
+    """``sensor_msgs/CompressedImage`` (jpeg/png) -> ``(H, W, 3)`` uint8 RGB.
+
+    The header is checked first (:func:`check_compressed`): nothing over ``max_pixels``
+    is ever decoded.
+    """
+    check_compressed(msg, max_pixels)
     fmt = str(msg.format)
-    if "compresseddepth" in fmt.lower().replace(" ", ""):
-        raise ConversionError(
-            f"unsupported compressed format {fmt!r}: compressedDepth is for depth images")
     buf = to_uint8_array(msg.data)
-    if buf.size == 0:
-        raise ConversionError(f"empty compressed image (format {fmt!r})")
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ConversionError(
+        raise InvalidImage(
             f"cannot decode compressed image of {buf.size} bytes (format {fmt!r})")
     _check_size(bgr.shape[0], bgr.shape[1], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

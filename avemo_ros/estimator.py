@@ -1,8 +1,9 @@
-"""The one pipeline from a window's raw inputs to an emotion estimate.
+"""A window's features and networks: the audio branch, the video branch, their fusion.
 
-Live nodes, offline evaluation and training feature extraction all go through
-``EmotionEstimator.features`` (training uses it without the networks), so there is a
-single implementation of every preprocessing step.
+:class:`~avemo_ros.pipeline.StreamingPipeline` calls the branches separately (the video
+branch as soon as a window's frames are final, the audio branch when its audio is);
+:meth:`EmotionEstimator.estimate` runs a whole window at once. Training extracts the same
+features with :class:`FeatureExtractor`. Everything an estimate found is in its result.
 """
 from __future__ import annotations
 
@@ -42,6 +43,27 @@ class WindowFeatures:
 
 
 @dataclass
+class AudioBranch:
+    """The audio network on one window; None fields where the window has no audio."""
+
+    features: Optional[np.ndarray]
+    probabilities: Optional[np.ndarray]
+    outputs: Optional[dict[str, np.ndarray]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class VideoBranch:
+    """The video network on one window's face stack; None fields without a face."""
+
+    faces: FaceStack
+    probabilities: Optional[np.ndarray]
+    outputs: Optional[dict[str, np.ndarray]]
+    timings: dict[str, float] = field(default_factory=dict)
+    bad_frames: int = 0  # selected frames that could not be decoded (left out)
+
+
+@dataclass
 class EmotionResult:
     """One estimate (the ROS-free twin of the EmotionEstimate message)."""
 
@@ -58,8 +80,10 @@ class EmotionResult:
     face_box: Optional[Box]
     valence: float
     arousal: float
-    inference_time: float
+    inference_time: float  # seconds of compute for this window (both branches + fusion)
     timings: dict[str, float]
+    bad_frames: int = 0  # selected frames left out because they could not be decoded
+    critical_time: float = 0.0  # seconds from the window's complete input to the result
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -100,6 +124,14 @@ class FeatureExtractor:
             spec = audio_features(window.audio, window.sample_rate, self.audio_cfg)
         t1 = time.perf_counter()
         timings["audio_features"] = t1 - t0
+        greys, boxes, bad = self.prepared_frames(window, decode)
+        faces = build_face_stack(greys, boxes, self.video_cfg)
+        timings["video_features"] = time.perf_counter() - t1
+        return WindowFeatures(audio=spec, faces=faces, timings=timings, bad_frames=bad)
+
+    def prepared_frames(self, window: Window, decode: Callable[[Any], np.ndarray]
+                        ) -> tuple[list[np.ndarray], list[Optional[Box]], int]:
+        """(grey frames, face boxes, undecodable frames) of a window's selected frames."""
         greys: list[np.ndarray] = []
         boxes: list[Optional[Box]] = []
         decoded: dict[int, Optional[np.ndarray]] = {}
@@ -116,9 +148,7 @@ class FeatureExtractor:
                 continue
             greys.append(grey)
             boxes.append(self.prepare_frame(stamp, grey))
-        faces = build_face_stack(greys, boxes, self.video_cfg)
-        timings["video_features"] = time.perf_counter() - t1
-        return WindowFeatures(audio=spec, faces=faces, timings=timings, bad_frames=bad)
+        return greys, boxes, bad
 
 
 class EmotionEstimator:
@@ -133,7 +163,6 @@ class EmotionEstimator:
         self.extractor = FeatureExtractor(self.manifest.audio, self.manifest.video,
                                           cascade_path=cascade_path)
         self.nets: dict[str, InferenceBackend] = {}
-        self.last_bad_frames = 0  # undecodable frames of the last window
         self._fusion_source = fusion_source(self.manifest.models["fusion"])
         try:
             for role, spec in self.manifest.models.items():
@@ -141,6 +170,11 @@ class EmotionEstimator:
         except Exception:
             self.close()
             raise
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector of the video branch."""
+        return self.extractor.detector
 
     @property
     def backend_names(self) -> dict[str, str]:
@@ -161,64 +195,108 @@ class EmotionEstimator:
         spec = self.manifest.models[role].inputs[0]
         return self.nets[role].run({spec.name: np.asarray(x, np.float32).reshape(spec.shape)})
 
-    def infer(self, audio: Optional[np.ndarray], faces: Optional[np.ndarray]
-              ) -> tuple[np.ndarray, int, Optional[np.ndarray], Optional[np.ndarray], dict]:
-        """Run the networks on whatever modalities are present.
+    def audio_branch(self, audio: Optional[np.ndarray], sample_rate: int) -> AudioBranch:
+        """Audio features and the audio network of one window (``audio`` None: no audio)."""
+        if audio is None:
+            return AudioBranch(None, None, None)
+        t0 = time.perf_counter()
+        feats = audio_features(audio, sample_rate, self.manifest.audio)
+        t1 = time.perf_counter()
+        outs = self._run("audio", feats)
+        return AudioBranch(feats, softmax(outs[LOGITS]), outs,
+                           {"audio_features": t1 - t0, "audio_net": time.perf_counter() - t1})
 
-        Returns (fused probabilities, modality bitmask, audio probs, video probs, timings).
-        Both present: the fusion network over the two networks' features (intermediate
-        fusion) or logits (late fusion), as its input names say; one present: that
-        network's own probabilities.
-        """
-        timings: dict[str, float] = {}
-        pa = pv = None
-        outs: dict[str, dict[str, np.ndarray]] = {}
-        for role, x, prob_key in (("audio", audio, "audio_net"), ("video", faces, "video_net")):
-            if x is None:
-                continue
-            t = time.perf_counter()
-            outs[role] = self._run(role, x)
-            timings[prob_key] = time.perf_counter() - t
-        if "audio" in outs:
-            pa = softmax(outs["audio"][LOGITS])
-        if "video" in outs:
-            pv = softmax(outs["video"][LOGITS])
-        mods = (AUDIO if pa is not None else 0) | (VIDEO if pv is not None else 0)
+    def video_branch(self, greys: list[np.ndarray], boxes: list[Optional[Box]],
+                     bad_frames: int = 0) -> VideoBranch:
+        """Face stack of the sampled grey frames (faces detected already) and the video net."""
+        t0 = time.perf_counter()
+        faces = build_face_stack(greys, boxes, self.manifest.video)
+        t1 = time.perf_counter()
+        timings = {"video_features": t1 - t0}
+        if faces.frames is None:
+            return VideoBranch(faces, None, None, timings, bad_frames)
+        outs = self._run("video", faces.frames)
+        timings["video_net"] = time.perf_counter() - t1
+        return VideoBranch(faces, softmax(outs[LOGITS]), outs, timings, bad_frames)
+
+    def fuse(self, audio: AudioBranch, video: VideoBranch
+             ) -> tuple[np.ndarray, int, dict[str, float]]:
+        """(fused probabilities, modality bitmask, timings): the fusion network over both
+        branches' outputs (features or logits, as its input names say) when both are
+        present, else the present one's own probabilities (empty: neither)."""
+        mods = (AUDIO if audio.probabilities is not None else 0) | \
+            (VIDEO if video.probabilities is not None else 0)
         if mods == AUDIO | VIDEO:
             t = time.perf_counter()
             fusion = self.manifest.models["fusion"]
             a_name, v_name = (t_.name for t_ in fusion.inputs)
-            out = self.nets["fusion"].run({a_name: outs["audio"][self._fusion_source],
-                                           v_name: outs["video"][self._fusion_source]})
-            timings["fusion_net"] = time.perf_counter() - t
-            p = softmax(out[LOGITS])
-        elif mods:
-            p = pa if pa is not None else pv
-        else:
-            p = np.zeros(0, np.float32)
-        return p, mods, pa, pv, timings
+            out = self.nets["fusion"].run({a_name: audio.outputs[self._fusion_source],
+                                           v_name: video.outputs[self._fusion_source]})
+            return softmax(out[LOGITS]), mods, {"fusion_net": time.perf_counter() - t}
+        if mods:
+            p = audio.probabilities if mods == AUDIO else video.probabilities
+            return p, mods, {}
+        return np.zeros(0, np.float32), 0, {}
 
-    def estimate(self, window: Window, decode: Callable[[Any], np.ndarray] = lambda p: p
-                 ) -> Optional[EmotionResult]:
-        """One window -> EmotionResult, or None when neither modality is usable.
+    def infer(self, audio: Optional[np.ndarray], faces: Optional[np.ndarray]
+              ) -> tuple[np.ndarray, int, Optional[np.ndarray], Optional[np.ndarray], dict]:
+        """The networks on ready features (audio features, face stack; None: missing).
 
-        ``decode`` turns a frame payload into RGB; a ValueError leaves that frame out.
+        Returns (fused probabilities, modality bitmask, audio probs, video probs, timings).
         """
+        a = AudioBranch(None, None, None)
+        if audio is not None:
+            t = time.perf_counter()
+            outs = self._run("audio", audio)
+            a = AudioBranch(audio, softmax(outs[LOGITS]), outs,
+                            {"audio_net": time.perf_counter() - t})
+        v = VideoBranch(FaceStack(faces, faces is not None, 1.0, None), None, None)
+        if faces is not None:
+            t = time.perf_counter()
+            outs = self._run("video", faces)
+            v = VideoBranch(v.faces, softmax(outs[LOGITS]), outs,
+                            {"video_net": time.perf_counter() - t})
+        p, mods, timings = self.fuse(a, v)
+        return p, mods, a.probabilities, v.probabilities, {**a.timings, **v.timings, **timings}
+
+    def result(self, start_ns: int, end_ns: int, audio: AudioBranch, video: VideoBranch,
+               critical_time: float = 0.0) -> Optional[EmotionResult]:
+        """Fuse two computed branches into the window's EmotionResult (None: neither usable)."""
         t0 = time.perf_counter()
-        feats = self.extractor.features(window, decode)
-        self.last_bad_frames = feats.bad_frames
-        p, mods, pa, pv, timings = self.infer(feats.audio, feats.faces.frames)
+        p, mods, fusion_timings = self.fuse(audio, video)
         if not mods:
             return None
-        timings.update(feats.timings)
+        timings = {**audio.timings, **video.timings, **fusion_timings}
         k = int(np.argmax(p))
         valence, arousal = valence_arousal(self.labels, p)
         return EmotionResult(
-            start_ns=window.start_ns, end_ns=window.end_ns, labels=self.labels,
-            probabilities=p, label=self.labels[k], confidence=float(p[k]), modalities=mods,
-            audio_probabilities=pa, video_probabilities=pv, face_found=feats.faces.face_found,
-            face_box=feats.faces.box, valence=valence, arousal=arousal,
-            inference_time=time.perf_counter() - t0, timings=timings)
+            start_ns=start_ns, end_ns=end_ns, labels=self.labels, probabilities=p,
+            label=self.labels[k], confidence=float(p[k]), modalities=mods,
+            audio_probabilities=audio.probabilities, video_probabilities=video.probabilities,
+            face_found=video.faces.face_found, face_box=video.faces.box, valence=valence,
+            arousal=arousal, inference_time=float(sum(timings.values())), timings=timings,
+            bad_frames=video.bad_frames,
+            critical_time=critical_time + time.perf_counter() - t0)
+
+    def estimate(self, window: Window, decode: Callable[[Any], np.ndarray] = lambda p: p
+                 ) -> Optional[EmotionResult]:
+        """One whole window -> EmotionResult, or None when neither modality is usable.
+
+        ``decode`` turns a frame payload into RGB; a ValueError leaves that frame out
+        (counted in the result's ``bad_frames``).
+        """
+        t0 = time.perf_counter()
+        greys, boxes, bad = self.extractor.prepared_frames(window, decode)
+        t1 = time.perf_counter()
+        video = self.video_branch(greys, boxes, bad)
+        video.timings["frame_preparation"] = t1 - t0
+        t2 = time.perf_counter()
+        audio = self.audio_branch(window.audio, window.sample_rate)
+        result = self.result(window.start_ns, window.end_ns, audio, video)
+        if result is not None:
+            result.critical_time = time.perf_counter() - t2
+            result.inference_time = time.perf_counter() - t0
+        return result
 
     def close(self) -> None:
         """Release the networks (GPU memory for TensorRT)."""

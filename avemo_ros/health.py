@@ -1,4 +1,8 @@
-"""Health counters of a running pipeline (ROS-free); the node turns them into /diagnostics."""
+"""Health counters of a running pipeline (ROS-free); the node turns them into /diagnostics.
+
+Counter names are :class:`~avemo_ros.input_problems.Problem` values (each with its level)
+or plain event counters (``frames_received``, ``windows_published``, ...: level OK).
+"""
 from __future__ import annotations
 
 import threading
@@ -6,42 +10,51 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
-#: Counters that mean input or processing went wrong (they raise the diagnostics level).
-ERROR_COUNTERS = (
-    "image_unsupported", "image_invalid", "audio_unsupported", "audio_invalid",
-    "audio_non_finite", "timestamps_backwards", "inference_errors", "audio_rate_changes",
-)
-WARN_COUNTERS = ("stream_gaps", "stale_dropped", "windows_skipped", "windows_without_face",
-                 "audio_without_header", "windows_dropped", "audio_lost", "frames_lost",
-                 "audio_info_mismatch", "audio_type_mismatch", "audio_qos_incompatible",
-                 "audio_clock_mapped")
+from .input_problems import Problem
 
 
 @dataclass
 class Health:
-    """Thread-safe event counters plus the last problem seen, with its counter name."""
+    """Thread-safe event counters plus the last text seen per problem counter."""
 
     counts: Counter = field(default_factory=Counter)
-    last_problem: Optional[str] = None
-    last_problem_counter: Optional[str] = None
+    last_text: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, name: str, n: int = 1, problem: Optional[str] = None) -> None:
+        """Add ``n`` to counter ``name``; ``problem``: the text that describes this one."""
         with self._lock:
             self.counts[name] += n
             if problem:
-                self.last_problem, self.last_problem_counter = problem, name
+                self.last_text[name] = problem
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self.counts)
 
-    def level(self, previous: dict[str, int]) -> int:
-        """0 OK, 1 WARN, 2 ERROR from what changed since ``previous``."""
+    def grown(self, previous: dict[str, int]) -> dict[Problem, int]:
+        """Problems whose counters grew since ``previous``, with by how much."""
         now = self.snapshot()
-        changed = {k for k, v in now.items() if v != previous.get(k, 0)}
-        if changed & set(ERROR_COUNTERS):
-            return 2
-        if changed & set(WARN_COUNTERS):
-            return 1
-        return 0
+        out = {}
+        for key, value in now.items():
+            problem = Problem.by_key(key)
+            if problem is not None and value != previous.get(key, 0):
+                out[problem] = value - previous.get(key, 0)
+        return out
+
+    def level(self, previous: dict[str, int]) -> int:
+        """0 OK, 1 WARN, 2 ERROR: the highest level of the problems grown since ``previous``."""
+        return max((p.level for p in self.grown(previous)), default=0)
+
+    def describe(self, previous: dict[str, int]) -> tuple[int, str]:
+        """(level, message): the message names every problem grown at that level, its
+        count and its last text, e.g. ``frames_lost +3 (camera frames lost ...): ...``."""
+        grown = self.grown(previous)
+        level = max((p.level for p in grown), default=0)
+        if not level:
+            return 0, ""
+        with self._lock:
+            parts = [f"{p.value} +{n} ({p.cause}): {self.last_text.get(p.value, '')}".rstrip(": ")
+                     for p, n in sorted(grown.items(), key=lambda kv: kv[0].value)
+                     if p.level == level]
+        return level, "; ".join(parts)

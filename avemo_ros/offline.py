@@ -1,12 +1,13 @@
-"""Offline evaluation: run rosbag2 bags through the node's pipeline as fast as possible.
+"""Offline evaluation: rosbag2 bags through the live node's pipeline, as fast as it runs.
 
-Each bag's camera and microphone messages are read in log-time order and go through the
-same steps as in ``perception_node``: the message conversions of
-``avemo_ros.conversions``, a :class:`~avemo_ros.window.WindowBuffer` over header
-stamps (``add_frame`` / ``add_audio``, no arrival times: the in-order offline rule), and
-:meth:`EmotionEstimator.estimate` on every window it hands out, frames decoded only when
-a window selects them. The result is deterministic: the same bags and model give the
-same records on every run (only the measured compute times differ).
+Each bag's camera and microphone messages are read in log-time order and become the same
+events as in ``perception_node`` (:func:`~avemo_ros.stream_events.camera_frame`,
+:class:`~avemo_ros.audio_stream.AudioMessageReader`), which drive the same
+:class:`~avemo_ros.pipeline.StreamingPipeline`, without real time (no arrival times: the
+in-order rule; no window ever dropped) and so deterministically: the same bags and model
+give the same records and counters on every run (only measured compute times differ).
+Problems are counted under the same names as on the node's ``/diagnostics``
+(:class:`~avemo_ros.input_problems.Problem`) and logged throttled per kind.
 Needs ``rosbags``, not ROS.
 """
 from __future__ import annotations
@@ -15,27 +16,28 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
-
-import numpy as np
+from typing import Any, Optional, Sequence
 
 from .bags import (
     AUDIO_DATA,
     AUDIO_DATA_STAMPED,
     AUDIO_INFO,
     AUDIO_STAMPED,
-    IMAGE_TYPE,
     BagError,
     find_stream_topics,
     open_bag,
     read_ground_truth,
     truth_for_window,
 )
-from .estimator import EmotionEstimator, FeatureExtractor
+from .audio_stream import AudioMessageReader, ByteFormat
+from .conversions import DEFAULT_MAX_PIXELS, ConversionError
+from .estimator import EmotionEstimator
 from .evaluation import WindowRecord
-from . import audio_codec, conversions as conv
-from .audio_stream import ByteAudioDecoder, ByteFormat, sniff_coding
-from .window import NS, StreamEvent, Window, WindowBuffer
+from .health import Health
+from .input_problems import Problem, ProblemLog, problem_of
+from .pipeline import ESTIMATED, PipelineConfig, StreamingPipeline, WindowOutcome
+from .stream_events import camera_frame, microphone_chunk
+from .window import NS
 
 _LOG = logging.getLogger(__name__)
 
@@ -94,63 +96,116 @@ class OfflineResult:
         return self.seconds_of_media / self.wall_s if self.wall_s > 0 else float("inf")
 
 
-def _legacy_format_from_bag(bag: open_bag, default: LegacyAudioFormat) -> LegacyAudioFormat:
-    """The first legacy AudioInfo in the bag (sample_format, channels, sample_rate), else
-    ``default``."""
-    infos = [t for t, ty in bag.topics.items() if ty == AUDIO_INFO]
-    for topic in infos:
+def _audio_info_in_bag(bag: open_bag) -> Optional[ByteFormat]:
+    """The layout of the first ros-drivers AudioInfo in the bag, or None."""
+    for topic in [t for t, ty in bag.topics.items() if ty == AUDIO_INFO]:
         for m in bag.messages([topic]):
             if all(hasattr(m.msg, a) for a in ("sample_format", "channels", "sample_rate")):
-                info = ByteFormat.from_info(m.msg)
-                fmt = LegacyAudioFormat(info.sample_format, info.channels, info.sample_rate,
-                                        info.coding)
-                _LOG.info("%s: legacy audio format from %s: %s", bag.path, topic, fmt)
+                fmt = ByteFormat.from_info(m.msg)
+                _LOG.info("%s: audio format from %s: %s", bag.path, topic, fmt.describe())
                 return fmt
             break
-    return default
+    return None
 
 
-class _AudioConverter:
-    """Audio message -> AudioChunk with the node's decoders (PCM or MP3 bytes, AudioStamped)."""
-
-    def __init__(self, msgtype: str, fmt: LegacyAudioFormat):
-        self.msgtype, self.fmt = msgtype, fmt
-        self._bytes: Optional[ByteAudioDecoder] = None
-
-    def __call__(self, msg: Any, log_time_ns: int) -> Optional[audio_codec.AudioChunk]:
-        """The chunk (None while an MP3 frame is incomplete)."""
-        if self.msgtype == AUDIO_STAMPED:
-            return audio_codec.audio_stamped_to_chunk(msg)
-        data = msg.audio.data if self.msgtype == AUDIO_DATA_STAMPED else msg.data
-        if self._bytes is None:
-            f = self.fmt
-            coding = sniff_coding(data) if f.coding == "auto" else f.coding
-            self._bytes = ByteAudioDecoder(ByteFormat(coding, f.sample_format, f.channels,
-                                                      f.sample_rate))
-        if self.msgtype == AUDIO_DATA_STAMPED:
-            return self._bytes.decode(data, conv.stamp_to_ns(msg.header.stamp))
-        # bare AudioData: no header; its arrival (log) time marks the end of the chunk
-        return self._bytes.decode(data, log_time_ns, arrival=True)
+#: bag message type -> the node's audio_msg_type
+AUDIO_KINDS = {AUDIO_STAMPED: "AudioStamped", AUDIO_DATA_STAMPED: "AudioDataStamped",
+               AUDIO_DATA: "AudioData"}
+_LOG_LEVELS = (logging.INFO, logging.WARNING, logging.ERROR)
 
 
-def _decoder(msgtype: str) -> Callable[[Any], np.ndarray]:
-    if msgtype == IMAGE_TYPE:
-        return conv.image_to_rgb
-    return conv.compressed_to_rgb
+class StreamEvaluation:
+    """One stream's camera and microphone messages (log-time order) -> WindowRecords.
 
+    The offline twin of the node: messages -> events -> pipeline. ``stats`` gets the
+    counters; ``audio_kind`` is the node's audio_msg_type for the microphone messages.
+    """
 
-def _audio_problem(exc: conv.ConversionError) -> str:
-    if isinstance(exc, audio_codec.NonFiniteAudio):
-        return "audio_non_finite"
-    return ("audio_unsupported" if isinstance(exc, audio_codec.UnsupportedAudio)
-            else "audio_invalid")
+    def __init__(self, estimator: EmotionEstimator, stats: "BagStats", *, source: str,
+                 hop_s: float = 0.5, grace_s: float = 1.0, audio_kind: str = "AudioStamped",
+                 audio_format: ByteFormat = ByteFormat("auto"), segments: Sequence[Any] = (),
+                 min_truth_share: float = 0.5, max_image_pixels: int = DEFAULT_MAX_PIXELS,
+                 min_video_frames: int = 10, clock_offset_tolerance_s: float = 1.0,
+                 log_throttle_s: float = 5.0):
+        self.stats, self.source = stats, source
+        self._segments, self._min_truth_share = segments, min_truth_share
+        self._max_pixels = max_image_pixels
+        self.health = Health()
+        self.problems = ProblemLog(
+            self.health, lambda level, text: _LOG.log(_LOG_LEVELS[level], "%s: %s", source, text),
+            throttle_s=log_throttle_s)
+        self.pipeline = StreamingPipeline(estimator, self.problems, PipelineConfig(
+            hop_s=hop_s, grace_s=grace_s, min_video_frames=min_video_frames,
+            clock_offset_tolerance_s=clock_offset_tolerance_s, max_waiting_windows=None))
+        self.audio = AudioMessageReader(audio_kind, audio_format)
+        self.records: list[WindowRecord] = []
+        self._first: Optional[int] = None
+        self._last: Optional[int] = None
+
+    def _span(self, stamp: int) -> None:
+        self._first = stamp if self._first is None else min(self._first, stamp)
+        self._last = stamp if self._last is None else max(self._last, stamp)
+
+    def camera(self, msg: Any, log_time_ns: int) -> None:
+        """One Image / CompressedImage message."""
+        self.stats.frames += 1
+        try:
+            event = camera_frame(msg, self._max_pixels, received_ns=log_time_ns)
+        except ConversionError as exc:
+            self.problems.report(problem_of(exc, Problem.IMAGE_INVALID),
+                                 f"camera frame logged at {log_time_ns / NS:.3f} s dropped: {exc}")
+            return
+        self._span(event.stamp_ns)
+        self.pipeline.push(event)
+        self._collect(self.pipeline.run())
+
+    def microphone(self, msg: Any, log_time_ns: int) -> None:
+        """One audio_common_msgs message."""
+        self.stats.audio_chunks += 1
+        try:
+            chunk = self.audio.read(msg, log_time_ns)
+        except (ConversionError, AttributeError, TypeError) as exc:
+            self.problems.report(problem_of(exc, Problem.AUDIO_INVALID),
+                                 f"audio logged at {log_time_ns / NS:.3f} s dropped: {exc}")
+            return
+        if chunk is None:
+            return
+        event = microphone_chunk(chunk, received_ns=log_time_ns)
+        self._span(event.stamp_ns)
+        self._span(event.end_ns)
+        self.pipeline.push(event)
+        self._collect(self.pipeline.run())
+
+    def finish(self) -> list[WindowRecord]:
+        """End of the stream: the last windows; fills ``stats``; returns every record."""
+        self._collect(self.pipeline.flush())
+        self.stats.problems = {k: v for k, v in self.health.snapshot().items()
+                               if Problem.by_key(k) is not None}
+        if self._first is not None:
+            self.stats.seconds_of_media = (self._last - self._first) / NS
+        return self.records
+
+    def _collect(self, outcomes: list[WindowOutcome]) -> None:
+        for outcome in outcomes:
+            self.stats.windows += 1
+            truth = truth_for_window(self._segments, outcome.start_ns, outcome.end_ns,
+                                     self._min_truth_share)
+            record = WindowRecord(source=self.source, start_ns=outcome.start_ns,
+                                  end_ns=outcome.end_ns, truth=truth, label=None)
+            r = outcome.result
+            if outcome.status == ESTIMATED and r is not None:
+                self.stats.estimates += 1
+                record.label, record.confidence = r.label, float(r.confidence)
+                record.probabilities = [float(p) for p in r.probabilities]
+                record.modalities, record.latency_s = int(r.modalities), float(r.inference_time)
+            self.records.append(record)
 
 
 def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float = 0.5,
                  grace_s: float = 1.0,
                  camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
                  legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
-                 min_truth_share: float = 0.5,
+                 min_truth_share: float = 0.5, min_video_frames: int = 10,
                  source: Optional[str] = None) -> tuple[list[WindowRecord], BagStats]:
     """Every window of one bag -> WindowRecords (truth from the bag), plus statistics.
 
@@ -160,12 +215,6 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
     t_start = time.perf_counter()
     path = Path(path)
     source = source or path.name
-    m = estimator.manifest
-    # Face boxes are cached per frame stamp: a new bag may reuse the stamps of the last one.
-    estimator.extractor = FeatureExtractor(m.audio, m.video)
-    buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=hop_s, n_frames=m.video.n_frames,
-                          grace_s=grace_s)
-    records: list[WindowRecord] = []
     with open_bag(path) as bag:
         cam, mic = find_stream_topics(bag, camera_topic, audio_topic)
         if cam is None and mic is None:
@@ -178,95 +227,33 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
             _LOG.warning("%s: no %s topic: %s-only estimates", path,
                          "camera" if cam is None else "audio",
                          "audio" if cam is None else "video")
-        decode = _decoder(bag.topics[cam]) if cam else None
-        to_chunk = None
-        if mic:
-            fmt = (legacy_format if bag.topics[mic] == AUDIO_STAMPED
-                   else _legacy_format_from_bag(bag, legacy_format))
-            to_chunk = _AudioConverter(bag.topics[mic], fmt)
-            if bag.topics[mic] == AUDIO_DATA:
+        kind = AUDIO_KINDS.get(bag.topics[mic], "AudioStamped") if mic else "AudioStamped"
+        f = legacy_format
+        run = StreamEvaluation(estimator, stats, source=source, hop_s=hop_s, grace_s=grace_s,
+                               audio_kind=kind, segments=segments,
+                               min_truth_share=min_truth_share, min_video_frames=min_video_frames,
+                               audio_format=ByteFormat(f.coding, f.sample_format, f.channels,
+                                                       f.sample_rate))
+        if mic and kind != "AudioStamped":
+            info = _audio_info_in_bag(bag)
+            if info is not None:
+                run.audio.set_info(info)
+            if kind == "AudioData":
                 _LOG.warning("%s: %s is bare AudioData (no header): chunks are stamped by "
                              "log time", path, mic)
-        first = last = None
-
-        def run(windows: list[Window]) -> None:
-            for window in windows:
-                stats.windows += 1
-                records.append(_estimate(estimator, window, decode, source, segments,
-                                         min_truth_share, stats))
-
         for msg in bag.messages([t for t in (cam, mic) if t], deserialize=False):
             try:
                 msg = replace(msg, msg=bag.deserialize(msg.raw, msg.msgtype))
             except BagError as exc:
-                stats.count("message_invalid")
-                _LOG.warning("%s: message dropped: %s", path, exc)
+                run.problems.report(Problem.MESSAGE_INVALID, f"message dropped: {exc}")
                 continue
             if msg.topic == cam:
-                stats.frames += 1
-                if msg.msgtype == IMAGE_TYPE:
-                    problem = conv.check_image(msg.msg)
-                    if problem:
-                        stats.count("image_unsupported" if "encoding" in problem
-                                    else "image_invalid")
-                        _LOG.warning("%s: image at %d ns dropped: %s", path, msg.log_time_ns,
-                                     problem)
-                        continue
-                elif not len(msg.msg.data):
-                    stats.count("image_invalid")
-                    _LOG.warning("%s: compressed image at %d ns dropped: no data", path,
-                                 msg.log_time_ns)
-                    continue
-                stamp = conv.stamp_to_ns(msg.msg.header.stamp)
-                event = buffer.add_frame(stamp, msg.msg)
+                run.camera(msg.msg, msg.log_time_ns)
             else:
-                stats.audio_chunks += 1
-                try:
-                    chunk = to_chunk(msg.msg, msg.log_time_ns)
-                except conv.ConversionError as exc:
-                    stats.count(_audio_problem(exc))
-                    _LOG.warning("%s: audio at %d ns dropped: %s", path, msg.log_time_ns, exc)
-                    continue
-                if chunk is None:
-                    continue
-                stamp = chunk.stamp_ns
-                event = buffer.add_audio(stamp, chunk.samples, chunk.sample_rate)
-                stamp = chunk.end_ns
-            if event is not StreamEvent.OK:
-                stats.count(event.name.lower())
-            first = stamp if first is None else min(first, stamp)
-            last = stamp if last is None else max(last, stamp)
-            run(buffer.pop_ready())
-        run(buffer.flush())
-    stats.seconds_of_media = (last - first) / NS if first is not None else 0.0
+                run.microphone(msg.msg, msg.log_time_ns)
+        records = run.finish()
     stats.wall_s = time.perf_counter() - t_start
     return records, stats
-
-
-def _estimate(estimator: EmotionEstimator, window: Window,
-              decode: Optional[Callable[[Any], np.ndarray]], source: str,
-              segments: Sequence[Any], min_truth_share: float, stats: BagStats) -> WindowRecord:
-    truth = truth_for_window(segments, window.start_ns, window.end_ns, min_truth_share)
-    record = WindowRecord(source=source, start_ns=window.start_ns, end_ns=window.end_ns,
-                          truth=truth, label=None)
-    try:
-        result = estimator.estimate(window, decode or (lambda p: p))
-    except Exception as exc:  # noqa: BLE001 - like the node: a failing window is counted, not fatal
-        stats.count("inference_errors")
-        _LOG.warning("%s: window ending %.3f s failed: %s", source, window.end_ns / NS, exc)
-        return record
-    if estimator.last_bad_frames:
-        stats.count("image_invalid", estimator.last_bad_frames)
-    if result is None:
-        stats.count("windows_skipped")
-        return record
-    stats.estimates += 1
-    record.label = result.label
-    record.confidence = float(result.confidence)
-    record.probabilities = [float(p) for p in result.probabilities]
-    record.modalities = int(result.modalities)
-    record.latency_s = float(result.inference_time)
-    return record
 
 
 def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, hop_s: float = 0.5,

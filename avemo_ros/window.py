@@ -18,7 +18,6 @@ on the spot. Windows come out exactly as if every frame had been kept.
 """
 from __future__ import annotations
 
-import enum
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -26,19 +25,11 @@ from typing import Any, Optional
 import numpy as np
 
 from .face_frames import select_frames, select_times
+from .input_problems import Problem
 
 NS = 1_000_000_000
-
-
-class StreamEvent(enum.Enum):
-    """What happened when an input was added; everything but OK is worth counting."""
-
-    OK = "ok"
-    BACKWARDS = "timestamp went backwards: stream restarted"
-    GAP = "gap in the stream"
-    RATE_CHANGE = "audio sample rate changed: audio restarted"
-    DUPLICATE = "duplicate timestamp: dropped"
-    STALE = "older than the windows still open: dropped"
+#: Audio chunks starting this much before the audio received so far are late (1 ms).
+LATE_AUDIO_NS = 1_000_000
 
 
 @dataclass
@@ -56,6 +47,21 @@ class Window:
     @property
     def has_video(self) -> bool:
         return bool(self.frames)
+
+    @property
+    def distinct_frames(self) -> int:
+        """How many different frames the window selected (slots may repeat a frame)."""
+        return len(set(self.frame_stamps_ns))
+
+
+@dataclass
+class VideoWindow:
+    """The frames a window will select, known before its audio is (its video is final)."""
+
+    start_ns: int
+    end_ns: int
+    frames: list[Any]
+    frame_stamps_ns: list[int]
 
 
 class WindowBuffer:
@@ -85,6 +91,7 @@ class WindowBuffer:
         self._before_pending_ns: Optional[int] = None  # stamp of the frame before it
         self._selected_new: list[tuple[int, Any]] = []  # kept since take_selected_frames()
         self._next_end_ns: Optional[int] = None
+        self._video_next_end_ns: Optional[int] = None  # next window for pop_video_ready
         self._arrival: dict[str, float] = {}  # modality -> arrival time of its last input
 
     # --- input -----------------------------------------------------------------------
@@ -96,30 +103,36 @@ class WindowBuffer:
         return (self._next_end_ns or 0) - self.window_ns
 
     def add_audio(self, stamp_ns: int, samples: np.ndarray, sample_rate: int,
-                  arrival_s: Optional[float] = None) -> StreamEvent:
+                  arrival_s: Optional[float] = None) -> Optional[Problem]:
         """Add a chunk; ``stamp_ns`` is the time of its first sample; samples (n,) or (n, ch).
 
-        ``arrival_s``: when it arrived (monotonic seconds), for the liveness rule.
+        ``arrival_s``: when it arrived (monotonic seconds), for the liveness rule. Returns
+        the problem it shows (None: fine): a restart, a gap, a rate change (the audio so
+        far is forgotten), a duplicate or stale chunk (dropped), a late one (kept).
         """
         if arrival_s is not None:
             self._arrival["audio"] = arrival_s
         x = np.asarray(samples, dtype=np.float32)
         mono = x.mean(axis=1) if x.ndim == 2 else x
-        event = StreamEvent.OK
+        event = None
         if self._rate and sample_rate != self._rate:
             self._chunks.clear()
             self._audio_end_ns = None
-            event = StreamEvent.RATE_CHANGE
+            event = Problem.AUDIO_RATE_CHANGES
         self._rate = sample_rate
         if self._audio_end_ns is not None:
             if stamp_ns < self._audio_end_ns - self.gap_ns:
                 self.reset()
                 self._rate = sample_rate
-                event = StreamEvent.BACKWARDS
+                event = Problem.TIMESTAMPS_BACKWARDS
             elif stamp_ns > self._audio_end_ns + self.gap_ns:
-                event = StreamEvent.GAP
+                event = Problem.STREAM_GAPS
+            elif stamp_ns < self._audio_end_ns - LATE_AUDIO_NS:
+                if any(s == stamp_ns for s, _ in self._chunks):
+                    return Problem.AUDIO_DUPLICATE
+                event = Problem.AUDIO_LATE
         elif self._next_end_ns is not None and stamp_ns + self.gap_ns < self._oldest_needed_ns():
-            return StreamEvent.STALE
+            return Problem.STALE_DROPPED
         self._start_grid(stamp_ns)
         self._chunks.append((stamp_ns, mono))
         end = stamp_ns + int(round(mono.size * NS / sample_rate))
@@ -127,29 +140,30 @@ class WindowBuffer:
         return event
 
     def add_frame(self, stamp_ns: int, payload: Any, arrival_s: Optional[float] = None
-                  ) -> StreamEvent:
+                  ) -> Optional[Problem]:
         """Add a camera frame (any payload; decoded later only if selected).
 
         The frame before it is now decided: kept if a window still to come selects it,
-        otherwise dropped (counted in ``frames_unused``).
+        otherwise dropped (counted in ``frames_unused``). Returns the problem it shows
+        (None: fine): a restart, a gap, a duplicate or stale frame (dropped).
         """
         if arrival_s is not None:
             self._arrival["video"] = arrival_s
-        event = StreamEvent.OK
+        event = None
         last = self._last_frame_ns()
         if last is not None:
             if stamp_ns == last:
-                return StreamEvent.DUPLICATE
+                return Problem.FRAMES_DUPLICATE
             if stamp_ns < last:
                 if stamp_ns < last - self.gap_ns:
                     self.reset()
-                    event = StreamEvent.BACKWARDS
+                    event = Problem.TIMESTAMPS_BACKWARDS
                 else:
-                    return StreamEvent.STALE  # small reordering: drop the late frame
+                    return Problem.STALE_DROPPED  # small reordering: drop the late frame
             elif stamp_ns > last + self.gap_ns:
-                event = StreamEvent.GAP
+                event = Problem.STREAM_GAPS
         if self._next_end_ns is not None and stamp_ns < self._oldest_needed_ns():
-            return StreamEvent.STALE
+            return Problem.STALE_DROPPED
         self._start_grid(stamp_ns)
         if self._pending is not None:
             prev_ns, prev = self._pending
@@ -170,6 +184,16 @@ class WindowBuffer:
         """
         out, self._selected_new = self._selected_new, []
         return out
+
+    @property
+    def next_window_end_ns(self) -> int:
+        """End of the next window to be handed out (very negative before any input)."""
+        return self._next_end_ns if self._next_end_ns is not None else -(2**62)
+
+    @property
+    def next_window_start_ns(self) -> int:
+        """Start of the next window: older inputs are needed by no window to come."""
+        return self.next_window_end_ns - self.window_ns
 
     @property
     def frames_held(self) -> int:
@@ -251,6 +275,24 @@ class WindowBuffer:
             self._prune()
         return out
 
+    def pop_video_ready(self) -> list[VideoWindow]:
+        """Windows still to come whose frame selection is final already (a frame at or
+        after their last sample time has arrived), each once, oldest first; windows
+        without frames are left out. Their video can be computed before their audio ends.
+        """
+        out: list[VideoWindow] = []
+        last = self._last_frame_ns()
+        if self._next_end_ns is None or last is None:
+            return out
+        end = max(self._next_end_ns, self._video_next_end_ns or self._next_end_ns)
+        while end - self.window_ns <= last and self._video_covers(end - self.window_ns, end):
+            frames, stamps = self._select(end - self.window_ns, end)
+            if frames:
+                out.append(VideoWindow(end - self.window_ns, end, frames, stamps))
+            end += self.hop_ns
+        self._video_next_end_ns = end
+        return out
+
     def flush(self) -> list[Window]:
         """At the end of a finite input: every window whose end has been reached."""
         out = self.pop_ready()
@@ -276,17 +318,20 @@ class WindowBuffer:
             coverage = float(covered.mean()) if n else 0.0
             if coverage >= self.min_audio_coverage:
                 audio = buf
-        held = list(self._frames) + ([self._pending] if self._pending is not None else [])
-        stamps = [s for s, _ in held if start <= s <= end]
-        frames, frame_stamps = [], []
-        if stamps:
-            payloads = [p for s, p in held if start <= s <= end]
-            idx = select_frames(np.array(stamps, dtype=np.float64) / NS, start / NS, end / NS,
-                                self.n_frames)
-            frames = [payloads[i] for i in idx]
-            frame_stamps = [stamps[i] for i in idx]
+        frames, frame_stamps = self._select(start, end)
         return Window(start_ns=start, end_ns=end, audio=audio, sample_rate=self._rate,
                       audio_coverage=coverage, frames=frames, frame_stamps_ns=frame_stamps)
+
+    def _select(self, start: int, end: int) -> tuple[list[Any], list[int]]:
+        """The payloads and stamps of the frames window [start, end] selects."""
+        held = list(self._frames) + ([self._pending] if self._pending is not None else [])
+        inside = [(s, p) for s, p in held if start <= s <= end]
+        if not inside:
+            return [], []
+        stamps = [s for s, _ in inside]
+        idx = select_frames(np.array(stamps, dtype=np.float64) / NS, start / NS, end / NS,
+                            self.n_frames)
+        return [inside[i][1] for i in idx], [stamps[i] for i in idx]
 
     def _prune(self) -> None:
         keep_from = self._oldest_needed_ns()

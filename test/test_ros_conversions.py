@@ -209,9 +209,12 @@ def test_compressed_errors():
     with pytest.raises(ConversionError, match="empty compressed image"):
         compressed_to_rgb(msg)
     msg.data = array.array("B", b"definitely not a jpeg")
-    with pytest.raises(ConversionError, match="cannot decode"):
+    with pytest.raises(ConversionError, match="neither PNG nor JPEG"):
         compressed_to_rgb(msg)
     good = rgb_to_compressed(RGB, 0, "cam", "png")
+    cut = CompressedImage(format="png", data=good.data[:40])  # header intact, pixels cut
+    with pytest.raises(ConversionError, match="cannot decode"):
+        compressed_to_rgb(cut)
     with pytest.raises(ConversionError, match="too large"):
         compressed_to_rgb(good, max_pixels=4)
     depth = CompressedImage(format="16UC1; compressedDepth png", data=good.data)

@@ -1,6 +1,7 @@
 import numpy as np
 
-from avemo_ros.window import NS, StreamEvent, WindowBuffer, windows_from_media
+from avemo_ros.input_problems import Problem
+from avemo_ros.window import NS, WindowBuffer, windows_from_media
 
 RATE = 16000
 CHUNK = 512
@@ -64,12 +65,39 @@ def test_missing_audio_yields_video_only_windows():
 def test_backwards_jump_resets_and_gap_is_reported():
     buf = WindowBuffer(window_s=3.0, hop_s=1.0)
     feed(buf, 50.0, 54.0)
-    assert buf.add_audio(int(10 * NS), np.zeros(CHUNK, np.float32), RATE) is StreamEvent.BACKWARDS
-    assert buf.add_audio(int(12 * NS), np.zeros(CHUNK, np.float32), RATE) is StreamEvent.GAP
+    back = buf.add_audio(int(10 * NS), np.zeros(CHUNK, np.float32), RATE)
+    assert back is Problem.TIMESTAMPS_BACKWARDS
+    assert buf.add_audio(int(12 * NS), np.zeros(CHUNK, np.float32), RATE) is Problem.STREAM_GAPS
     event = buf.add_audio(int(12.1 * NS), np.zeros(CHUNK, np.float32), 8000)
-    assert event is StreamEvent.RATE_CHANGE
-    assert buf.add_frame(int(12 * NS), 0) is StreamEvent.OK
-    assert buf.add_frame(int(12 * NS), 0) is StreamEvent.DUPLICATE
+    assert event is Problem.AUDIO_RATE_CHANGES
+    assert buf.add_frame(int(12 * NS), 0) is None
+    assert buf.add_frame(int(12 * NS), 0) is Problem.FRAMES_DUPLICATE
+
+
+def test_late_and_duplicate_audio_are_told_apart():
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0)
+    chunk = np.zeros(CHUNK, np.float32)
+    step = CHUNK * NS // RATE
+    for i in range(10):
+        assert buf.add_audio(i * step, chunk, RATE) is None
+    assert buf.add_audio(4 * step, chunk, RATE) is Problem.AUDIO_DUPLICATE  # same stamp again
+    assert buf.add_audio(4 * step + step // 2, chunk, RATE) is Problem.AUDIO_LATE  # kept
+    assert buf.add_audio(10 * step, chunk, RATE) is None  # in order again
+
+
+def test_video_is_final_before_the_window_ends():
+    """The frames a window selects are known once a frame at its last sample time came:
+    pop_video_ready hands each such window out once, before pop_ready does."""
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, n_frames=20)
+    early = []
+    for t in np.arange(0, 3.0, 1 / 30):
+        buf.add_frame(int(round(t * NS)), t)
+        early += buf.pop_video_ready()
+    assert [w.end_ns for w in early] == [3 * NS]  # last sample 2.925 s: final by 2.933 s
+    assert buf.pop_video_ready() == []
+    assert len(early[0].frames) == 20 and buf.pop_ready() == []  # no audio yet: not complete
+    ws = feed(buf, 3.0, 4.5, video=False)
+    assert not ws or ws[0].frame_stamps_ns == early[0].frame_stamps_ns
 
 
 def test_audio_gap_inside_a_window_lowers_coverage_and_drops_audio():

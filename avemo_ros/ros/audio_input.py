@@ -13,7 +13,9 @@ Two packages named ``audio_common_msgs`` exist:
 which matches reliable and best-effort publishers alike), reads the layout from
 ``audio_info`` when the driver publishes it (parameters are the fallback; a disagreement
 is reported), decodes MP3, maps a foreign header clock onto the node clock, and hands
-:class:`~avemo_ros.audio_codec.AudioChunk` s on. Every problem goes to ``warn(counter, text)``.
+:class:`~avemo_ros.audio_codec.AudioChunk` s on. Every problem goes to ``warn(Problem, text)``.
+The bytes are read by the core :class:`~avemo_ros.audio_stream.AudioMessageReader`, the
+same one offline evaluation uses.
 """
 from __future__ import annotations
 
@@ -24,10 +26,10 @@ from typing import Any, Callable, Optional
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..audio_codec import (AUDIO_MSG_TYPES, AudioChunk, NonFiniteAudio, UnsupportedAudio,
-                           audio_stamped_to_chunk)
-from ..audio_stream import ByteAudioDecoder, ByteFormat, ClockMapper, sniff_coding
-from ..conversions import ConversionError, stamp_to_ns
+from ..audio_codec import AUDIO_MSG_TYPES, AudioChunk
+from ..audio_stream import AudioMessageReader, ByteFormat, ClockMapper
+from ..conversions import ConversionError
+from ..input_problems import Problem, problem_of
 from .compat import SubscriptionEventCallbacks
 
 #: audio_msg_type -> the audio_common_msgs flavour that defines it
@@ -108,13 +110,14 @@ class AudioInput:
 
     ``cfg``: the node's parameter values (audio_msg_type, audio_coding_format,
     audio_sample_format, audio_channels, audio_sample_rate, audio_reliability,
-    audio_clock). ``on_chunk(chunk)`` gets every chunk; ``warn(counter, text)`` every
+    audio_clock). ``on_chunk(chunk)`` gets every chunk; ``warn(Problem, text)`` every
     problem; ``count(counter)`` plain events; ``peer_stamp()`` the camera's latest stamp
     (ns, or None) for telling a foreign audio clock from a replayed one.
+    Threads: the node's executor thread only (subscription and timer callbacks).
     """
 
     def __init__(self, node: Any, cfg: dict[str, Any], on_chunk: Callable[[AudioChunk], None],
-                 warn: Callable[[str, str], None], count: Callable[[str], None],
+                 warn: Callable[[Problem, str], None], count: Callable[[str], None],
                  peer_stamp: Callable[[], Optional[int]] = lambda: None):
         self._node, self._cfg, self._peer_ns = node, cfg, peer_stamp
         self._on_chunk, self._warn, self._count = on_chunk, warn, count
@@ -127,13 +130,13 @@ class AudioInput:
         self._params_format = ByteFormat(
             coding=cfg["audio_coding_format"], sample_format=cfg["audio_sample_format"],
             channels=cfg["audio_channels"], sample_rate=cfg["audio_sample_rate"])
-        self.info_format: Optional[ByteFormat] = None
-        self._decoder: Optional[ByteAudioDecoder] = None
+        self.reader = AudioMessageReader(
+            self.kind, self._params_format, hold_pcm=self._await_info,
+            warn=lambda text: self._warn(Problem.AUDIO_INFO_MISMATCH, text))
         self._subs: list = []
         self._on_lost: Callable[[Any], None] = lambda info: None
         self.reliability = "reliable"
         self._latched_sub = None
-        self._reported: set = set()
         self._graph_checked = -1.0  # monotonic time of the last audio_info publisher check
         self._info_pubs = 0
         self._waiting_since: Optional[float] = None
@@ -179,7 +182,7 @@ class AudioInput:
             self._node.destroy_subscription(sub)
         self._subs = []
         self._latched_sub = None
-        self._decoder = None
+        self.reader.reset()
         self._waiting_since = None
 
     @property
@@ -212,7 +215,7 @@ class AudioInput:
 
             timer = self._node.create_timer(0.0, switch)
             return
-        self._warn("audio_qos_incompatible",
+        self._warn(Problem.AUDIO_QOS_INCOMPATIBLE,
                    f"a publisher on {self.topic} has QoS this subscription "
                    f"cannot match (policy id {getattr(info, 'last_policy_kind', '?')}): set "
                    "audio_reliability:=best_effort, which matches every publisher")
@@ -228,17 +231,20 @@ class AudioInput:
                 alt = info.topic_type.rsplit("/", 1)[-1]
                 hint = (f"audio_msg_type:={alt}" if alt in AUDIO_MSG_TYPES else
                         "a remap of audio to the driver's audio topic")
-                self._warn("audio_type_mismatch",
+                self._warn(Problem.AUDIO_TYPE_MISMATCH,
                            f"{info.node_name} publishes {info.topic_type} on "
                            f"{self.topic}, but this node expects {ours}: set {hint}")
 
     # --- format -----------------------------------------------------------------------
+    @property
+    def info_format(self) -> Optional[ByteFormat]:
+        """The layout announced on audio_info (None before one arrived)."""
+        return self.reader.info
+
     def _on_info(self, info: Any) -> None:
         fmt = ByteFormat.from_info(info)
-        if fmt == self.info_format:
+        if not self.reader.set_info(fmt):
             return
-        self.info_format = fmt
-        self._decoder = None
         self._node.get_logger().info(
             f"audio format from {self._subs[1].topic_name}: {fmt.describe()}")
         p = self._params_format
@@ -250,32 +256,9 @@ class AudioInput:
             if a != b and not (name == "audio_coding_format" and a == "auto")
             and not (fmt.coding == "mp3" and name != "audio_coding_format")]
         if differs:
-            self._warn("audio_info_mismatch", "audio_info disagrees with the parameters "
+            self._warn(Problem.AUDIO_INFO_MISMATCH, "audio_info disagrees with the parameters "
                        f"{', '.join(differs)} ({fmt.describe()} vs {p.describe()}): "
                        "using audio_info")
-
-    def _byte_decoder(self, data: Any) -> Optional[ByteAudioDecoder]:
-        """The decoder for the current format: audio_info's, else the parameters' (MP3
-        sniffed); None while PCM waits for an announced audio_info."""
-        fmt = self.info_format
-        if fmt is None:
-            p = self._params_format
-            sniffed = sniff_coding(data)
-            if sniffed == "wave" and self._await_info():
-                return None
-            coding = sniffed if p.coding == "auto" else p.coding
-            if p.coding == "wave" and sniffed == "mp3":
-                key = "mp3-as-wave"
-                if key not in self._reported:
-                    self._reported.add(key)
-                    self._warn("audio_info_mismatch", "the audio bytes are an MP3 stream but "
-                               "audio_coding_format is wave: decoding them as MP3")
-                coding = "mp3"
-            fmt = ByteFormat(coding, p.sample_format, p.channels, p.sample_rate)
-        if self._decoder is None or self._decoder.format.coding != fmt.coding or (
-                fmt.coding == "wave" and self._decoder.format != fmt):
-            self._decoder = ByteAudioDecoder(fmt)
-        return self._decoder
 
     def _await_info(self) -> bool:
         """True while PCM should wait for an audio_info that a publisher will send."""
@@ -296,14 +279,8 @@ class AudioInput:
         self._count("audio_chunks_received")
         try:
             chunk = self.to_chunk(msg)
-        except NonFiniteAudio as e:
-            self._warn("audio_non_finite", f"audio dropped: {e}")
-            return
-        except UnsupportedAudio as e:
-            self._warn("audio_unsupported", f"audio dropped: {e}")
-            return
         except (ConversionError, AttributeError, TypeError) as e:
-            self._warn("audio_invalid", f"audio dropped: {e}")
+            self._warn(problem_of(e, Problem.AUDIO_INVALID), f"audio dropped: {e}")
             return
         if chunk is not None:
             self._on_chunk(chunk)
@@ -313,23 +290,18 @@ class AudioInput:
         or PCM waits for the announced audio_info)."""
         now = self._node.get_clock().now().nanoseconds
         if self.kind == "AudioData":  # no header: arrival time, made sample-continuous
-            self._count("audio_without_header")
-            decoder = self._byte_decoder(msg.data)
-            return None if decoder is None else decoder.decode(msg.data, now, arrival=True)
+            self._warn(Problem.AUDIO_WITHOUT_HEADER, "AudioData has no header: chunks are "
+                       "stamped on arrival (AudioDataStamped keeps the driver's stamps)")
+            return self.reader.read(msg, now)
         self.frame_id = msg.header.frame_id
-        if self.kind == "AudioStamped":
-            chunk = audio_stamped_to_chunk(msg)
-        else:
-            decoder = self._byte_decoder(msg.audio.data)
-            chunk = None if decoder is None else decoder.decode(
-                msg.audio.data, stamp_to_ns(msg.header.stamp))
-            if chunk is None:
-                return None
+        chunk = self.reader.read(msg, now)
+        if chunk is None:
+            return None
         changes = self._clock.changes
         chunk.stamp_ns = self._clock.map(chunk.stamp_ns, now - chunk.duration_ns, self._peer_ns())
         if self._clock.changes != changes:
             offset_s = self._clock.offset_ns / 1e9
-            self._warn("audio_clock_mapped", (
+            self._warn(Problem.AUDIO_CLOCK_MAPPED, (
                 f"audio header stamps are {offset_s:+.1f} s from the node clock and the camera's "
                 "(audio_capture stamps with its GStreamer clock): mapping them by that fixed "
                 "offset (audio_clock:=header turns this off)") if offset_s else

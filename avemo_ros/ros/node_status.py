@@ -1,4 +1,4 @@
-"""What the perception node reports: timing percentiles, kept frames, its DiagnosticStatus."""
+"""What the perception node reports: timing percentiles and its DiagnosticStatus."""
 from __future__ import annotations
 
 import threading
@@ -10,23 +10,25 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from ..health import Health
 
+#: What a WARN on lost camera frames tells the user to do.
+FRAMES_LOST_FIX = (
+    "raw images need the large-data Fast DDS profile in the camera driver's process too: "
+    "FASTDDS_DEFAULT_PROFILES_FILE (Humble/Jazzy: FASTRTPS_DEFAULT_PROFILES_FILE)"
+    "=<share/avemo_ros>/config/fastdds_large_data.xml (the launch file and runner set it for "
+    "their processes), or image_transport:=compressed")
 _LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
-#: Counters of this node that mean it falls behind or loses input (WARN when they grow).
-_BEHIND_COUNTERS = ("windows_dropped", "audio_lost", "frames_lost")
 #: Timing figures reported on /diagnostics (p50 / p95 / max over the last windows), ms.
+#: critical_path: window complete -> published (audio branch, fusion, publication: the
+#: floor of the latency, the video branch being computed before the window ends).
 TIMINGS = ("image_arrival_lag", "audio_arrival_lag", "window_ready_lag", "queue_wait",
-           "window_compute", "latency")
+           "window_compute", "critical_path", "latency")
 
 
-class FrameSlot:
-    """A kept camera frame: its message until the worker prepares it, then its grey image."""
-
-    __slots__ = ("msg", "grey", "error")
-
-    def __init__(self, msg: Any):
-        self.msg = msg
-        self.grey: Optional[Any] = None
-        self.error: Optional[str] = None
+def log_to(logger: Any):
+    """``log(level, text)`` onto a ROS logger (0 info, 1 warning, 2 error)."""
+    def log(level: int, text: str) -> None:
+        (logger.info, logger.warning, logger.error)[level](text)
+    return log
 
 
 class RollingTimes:
@@ -39,6 +41,14 @@ class RollingTimes:
     def add(self, name: str, seconds: float) -> None:
         with self._lock:
             self._values[name].append(seconds)
+
+    def add_estimate(self, latency: float, compute: float, critical: float, wait: float) -> None:
+        """The timings of one published estimate; the window's ready lag (its end -> both
+        streams past it) is what the latency leaves after the wait and the critical path."""
+        for name, value in (("latency", latency), ("window_compute", compute),
+                            ("critical_path", critical), ("queue_wait", wait),
+                            ("window_ready_lag", max(0.0, latency - wait - critical))):
+            self.add(name, value)
 
     def summary(self) -> dict[str, str]:
         """name_ms -> "p50 P p95 Q max M" for every timing with values."""
@@ -56,26 +66,15 @@ def node_status(name: str, health: Health, previous: dict[str, int], state: str,
                 extra: dict[str, Any]) -> tuple[DiagnosticStatus, dict[str, int]]:
     """The node's DiagnosticStatus, and the counters it reports (``previous`` next time).
 
-    Level: ERROR when an error counter grew (or the node is not configured), WARN when a
-    warning counter grew or the node falls behind / loses input; the message names why.
+    Level: the highest level of the problems whose counters grew since ``previous``
+    (ERROR when the node is not configured); a WARN or ERROR message names every such
+    problem, how many, and its last text.
     """
-    level = health.level(previous)
+    level, message = health.describe(previous)
     counts = health.snapshot()
-    behind = {k: counts.get(k, 0) - previous.get(k, 0)
-              for k in _BEHIND_COUNTERS if counts.get(k, 0) != previous.get(k, 0)}
-    if behind:
-        level = max(level, 1)
     if config_error:
         level, message = 2, f"not configured: {config_error}"
-    elif behind and level == 1:
-        message = "falling behind: " + ", ".join(f"{n} {k}" for k, n in behind.items())
-        if "frames_lost" in behind:
-            message += (" (camera frames lost in transport: give the camera driver's process "
-                        "the profile config/fastdds_large_data.xml, or use "
-                        "image_transport:=compressed)")
-    elif health.last_problem and level:
-        message = health.last_problem
-    else:
+    elif not level:
         message = state
     status = DiagnosticStatus(level=_LEVELS[level], name=name, message=message,
                               hardware_id="avemo_ros")

@@ -4,9 +4,13 @@ The defaults are also in config/perception.yaml; the README's table lists them.
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from ..audio_codec import AUDIO_MSG_TYPES
 from ..backends import BACKENDS
 from .audio_input import CLOCK_CHOICES, CODING_CHOICES, RELIABILITY_CHOICES
+from ..pipeline import PipelineConfig
 from .params import ParamSpec
 
 PARAMS = (
@@ -19,6 +23,15 @@ PARAMS = (
               range=(0.1, 10.0)),
     ParamSpec("grace_s", 1.0, "How long past a window's end to wait for a late modality before "
               "estimating without it, seconds.", range=(0.0, 5.0)),
+    ParamSpec("min_video_frames", 10, "Distinct camera frames a window needs for a video "
+              "modality (of the model's frames per window, 20 for the demo bundle).",
+              range=(1, 1000)),
+    ParamSpec("clock_offset_tolerance_s", 1.0, "Camera and microphone stamps may disagree "
+              "(each against its arrival time) by this much before clock_offset is reported, "
+              "seconds.", range=(0.01, 60.0)),
+    ParamSpec("max_waiting_windows", 0, "Complete windows that may wait for compute; beyond "
+              "it the oldest is dropped (windows_dropped). 0: window / hop + 2.",
+              range=(0, 1000)),
     ParamSpec("image_transport", "raw", "Camera input: raw = sensor_msgs/Image on 'image', "
               "compressed = sensor_msgs/CompressedImage on 'image/compressed'.",
               choices=("raw", "compressed")),
@@ -52,3 +65,12 @@ PARAMS = (
     ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeats of one input warning.",
               range=(0.0, 3600.0)),
 )
+
+
+def pipeline_config(cfg: dict[str, Any], window_s: float) -> PipelineConfig:
+    """The pipeline settings from the node's parameter values (``window_s``: the model's)."""
+    waiting = cfg["max_waiting_windows"] or math.ceil(window_s / cfg["hop_s"]) + 2
+    return PipelineConfig(hop_s=cfg["hop_s"], grace_s=cfg["grace_s"],
+                          min_video_frames=cfg["min_video_frames"],
+                          clock_offset_tolerance_s=cfg["clock_offset_tolerance_s"],
+                          max_waiting_windows=waiting)

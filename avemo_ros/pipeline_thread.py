@@ -1,0 +1,103 @@
+"""A StreamingPipeline on its own worker thread, for live use.
+
+Threads and what they own:
+
+- any thread (ROS subscription callbacks): :meth:`PipelineThread.submit` only appends the
+  event to the inbox, under ``_cv``;
+- the worker thread (:meth:`_work`): owns the pipeline and everything in it; it drains
+  the inbox into ``pipeline.push``, runs ``pipeline.step`` one unit of work at a time
+  (so new input never waits behind more than one unit) and hands each outcome to
+  ``on_outcome`` (the node publishes from there);
+- ``_inbox`` and ``_stopping`` are shared, always under ``_cv``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable, Optional
+
+from .input_problems import Problem
+from .pipeline import Event, StreamingPipeline, WindowOutcome
+
+#: How often an idle worker polls the pipeline for windows a dead stream leaves ready, s.
+POLL_S = 0.1
+
+
+class PipelineThread:
+    """Feeds ``pipeline`` from a bounded inbox on one worker thread.
+
+    ``max_inbox``: events waiting at most; beyond it the oldest is dropped and counted
+    (``inputs_dropped``: the worker cannot even buffer the input as fast as it comes).
+    """
+
+    def __init__(self, pipeline: StreamingPipeline, on_outcome: Callable[[WindowOutcome], None],
+                 max_inbox: int = 1000):
+        self.pipeline = pipeline  # worker thread only, once started
+        self._on_outcome = on_outcome
+        self._max_inbox = max_inbox
+        self._cv = threading.Condition()
+        self._inbox: deque = deque()
+        self._stopping = False
+        self._thread: Optional[threading.Thread] = None
+        #: figures of the pipeline for /diagnostics, a new dict after every unit of work
+        #: (written by the worker only; readers get a consistent snapshot)
+        self.gauges: dict[str, object] = {}
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="perception_worker",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the worker (what it holds is dropped); False if it did not stop in time."""
+        if self._thread is None:
+            return True
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join(timeout)
+        alive = self._thread.is_alive()
+        self._thread = None
+        return not alive
+
+    def submit(self, event: Event) -> None:
+        """Hand an event to the worker (any thread; never blocks on compute)."""
+        dropped = 0
+        with self._cv:
+            self._inbox.append(event)
+            while len(self._inbox) > self._max_inbox:
+                self._inbox.popleft()
+                dropped += 1
+            self._cv.notify()
+        if dropped:
+            self.pipeline.problems.report(Problem.INPUTS_DROPPED, (
+                f"{dropped} input(s) dropped: {self._max_inbox} wait for the worker, which "
+                "cannot even buffer them as fast as they come"), dropped)
+
+    def _work(self) -> None:
+        pipeline = self.pipeline
+        while True:
+            with self._cv:
+                if not self._inbox and not pipeline.has_work and not self._stopping:
+                    self._cv.wait(POLL_S)
+                if self._stopping:
+                    return
+                events = list(self._inbox)
+                self._inbox.clear()
+            try:
+                for event in events:
+                    pipeline.push(event)
+                if not events:
+                    pipeline.poll(time.monotonic())
+                for outcome in pipeline.step():
+                    self._on_outcome(outcome)
+                self.gauges = {"frames_unused": pipeline.buffer.frames_unused,
+                               "frames_held": pipeline.buffer.frames_held,
+                               "frames_prepared": pipeline.frames_prepared,
+                               "face_detection_s": f"{pipeline.face_detection_s:.3f}"}
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+                pipeline.problems.report(Problem.INFERENCE_ERRORS,
+                                         f"worker: {type(exc).__name__}: {exc}")
