@@ -345,7 +345,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv, ros_args = argv[:i], argv[i:]
     args = build_parser().parse_args(argv)
     if not (math.isfinite(args.rate) and args.rate > 0):
-        print(f"--rate must be > 0, got {args.rate}", file=sys.stderr)
+        rclpy.logging.get_logger("bag_player").fatal(f"--rate must be > 0, got {args.rate}")
         return 2
     cli = player_args(args) + ros_args[1:]
     try:
