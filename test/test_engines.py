@@ -111,14 +111,16 @@ def test_engine_checksum_and_missing_file(tmp_path):
 @needs_bundle
 def test_engine_io_mismatches_are_listed():
     spec = load_manifest(BUNDLE).models["audio"]
-    io = [TensorIO("spectrogram", (1, 1, 200, 300), "float32", True),
+    shape = tuple(spec.inputs[0].shape)  # the bundle's spectrogram input, e.g. (1, 1, 100, 150)
+    io = [TensorIO("spectrogram", shape, "float32", True),
           TensorIO("logits", (1, 8), "float32", False),
           TensorIO("features", (1, 64), "float32", False)]
     assert engine_io_mismatches(spec, io) == []
-    bad = [TensorIO("spectrogram", (1, 1, 128, 300), "float32", True),
+    wrong = (*shape[:2], shape[2] + 28, shape[3])
+    bad = [TensorIO("spectrogram", wrong, "float32", True),
            TensorIO("logits", (1, 8), "float16", False), TensorIO("extra", (1,), "float32", False)]
     problems = engine_io_mismatches(spec, bad)
-    assert any("shape [1, 1, 128, 300], manifest [1, 1, 200, 300]" in p for p in problems)
+    assert any(f"shape {list(wrong)}, manifest {list(shape)}" in p for p in problems)
     assert any("'logits' has dtype float16" in p for p in problems)
     assert any("'features' is missing" in p for p in problems)
     assert any("extra output 'extra'" in p for p in problems)
@@ -399,19 +401,20 @@ def test_feature_cache_of_the_bundle_preprocessing_is_found_and_loaded(tmp_path)
     for d, a in ((mine, audio), (other, {**audio, "n_bins": 128})):
         d.mkdir()
         (d / "params.json").write_text(json.dumps({"audio": a, "video": video, "hop_s": 0.5}))
-    _clip_npz(mine / "clip1.npz", 3)
-    _clip_npz(mine / "clip2.npz", 2, seed=1)
-    _clip_npz(other / "clip1.npz", 3, audio_shape=(128, 300))
+    a_shape, v_shape = tuple(m.audio.shape), tuple(m.video.shape)
+    _clip_npz(mine / "clip1.npz", 3, audio_shape=a_shape, video_shape=v_shape)
+    _clip_npz(mine / "clip2.npz", 2, audio_shape=a_shape, video_shape=v_shape, seed=1)
+    _clip_npz(other / "clip1.npz", 3, audio_shape=(128, a_shape[1]), video_shape=v_shape)
     files = find_feature_files(tmp_path, audio, video)
     assert files == [mine / "clip1.npz", mine / "clip2.npz"]
     assert find_feature_files(mine, audio, video) == files
     feats = load_feature_cache(files)
-    assert feats["audio"].shape == (5, 200, 300) and "groups" not in feats
+    assert feats["audio"].shape == (5, *a_shape) and "groups" not in feats
     w = calibration_windows(feats)
     assert len(w["audio"]["audio"]) == 5 and len(w["fusion"]["video"]) == 3  # faces in 0, 2, 0
     batches = list(calibration_batches(network_inputs(m.models["audio"], w["audio"]["audio"]),
                                        {t.name: t.shape for t in m.models["audio"].inputs}))
-    assert len(batches) == 5 and batches[0]["spectrogram"].shape == (1, 1, 200, 300)
+    assert len(batches) == 5 and batches[0]["spectrogram"].shape == (1, 1, *a_shape)
     with pytest.raises(EngineBuildError, match="no feature cache made with the bundle"):
         find_feature_files(other, audio, video)
 
