@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -20,11 +21,12 @@ from .backends import InferenceBackend, open_backend
 from .face_frames import (Box, FaceDetector, FaceStack, VideoFeatureConfig, build_face_stack,
                           to_grey)
 from .labels import valence_arousal
-from .manifest import LOGITS, Manifest, fusion_source, load_manifest
+from .fusion_rule import AUDIO, VIDEO, combine, fusion_source, softmax
+from .manifest import LOGITS, Manifest, load_manifest
 from .window import Window
 
-AUDIO = 1
-VIDEO = 2
+__all__ = ["AUDIO", "VIDEO", "AudioBranch", "EmotionEstimator", "EmotionResult",
+           "FeatureExtractor", "VideoBranch", "WindowFeatures", "softmax"]
 
 #: Input tensor names of the modality networks: audio by feature kind, video.
 AUDIO_INPUTS = {"spectrogram": "spectrogram", "frame_features": "audio_frames",
@@ -40,6 +42,12 @@ class WindowFeatures:
     faces: FaceStack
     timings: dict[str, float] = field(default_factory=dict)
     bad_frames: int = 0  # selected frames that could not be decoded (left out)
+    start_ns: int = 0
+    end_ns: int = 0
+
+    @property
+    def face_found(self) -> bool:
+        return self.faces.face_found
 
 
 @dataclass
@@ -86,12 +94,6 @@ class EmotionResult:
     critical_time: float = 0.0  # seconds from the window's complete input to the result
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64).reshape(-1)
-    e = np.exp(z - z.max())
-    return (e / e.sum()).astype(np.float32)
-
-
 class FeatureExtractor:
     """Window -> WindowFeatures; caches face detections per frame stamp across windows."""
 
@@ -101,6 +103,30 @@ class FeatureExtractor:
         self.detector = FaceDetector(video_cfg, cascade_path=cascade_path)
         self._boxes: OrderedDict[int, Optional[Box]] = OrderedDict()
         self._cache_size = cache_size
+
+    @property
+    def manifest(self) -> SimpleNamespace:
+        """The preprocessing settings, where a pipeline looks for them on an estimator."""
+        return SimpleNamespace(audio=self.audio_cfg, video=self.video_cfg)
+
+    # The branch interface of EmotionEstimator, features only: a StreamingPipeline driven
+    # with a FeatureExtractor yields WindowFeatures (training's windows) instead of estimates.
+    def audio_branch(self, audio: Optional[np.ndarray], sample_rate: int) -> "AudioBranch":
+        """The window's audio features (no network)."""
+        return AudioBranch(None if audio is None else
+                           audio_features(audio, sample_rate, self.audio_cfg), None, None)
+
+    def video_branch(self, greys: list[np.ndarray], boxes: list[Optional[Box]],
+                     bad_frames: int = 0) -> "VideoBranch":
+        """The window's face stack (no network)."""
+        return VideoBranch(build_face_stack(greys, boxes, self.video_cfg), None, None, {},
+                           bad_frames)
+
+    def result(self, start_ns: int, end_ns: int, audio: "AudioBranch", video: "VideoBranch",
+               critical_time: float = 0.0) -> WindowFeatures:
+        """The window's features."""
+        return WindowFeatures(audio=audio.features, faces=video.faces,
+                              bad_frames=video.bad_frames, start_ns=start_ns, end_ns=end_ns)
 
     def reset(self) -> None:
         """Forget cached face detections (a new clock: stamps may repeat with new images)."""
@@ -224,19 +250,18 @@ class EmotionEstimator:
         """(fused probabilities, modality bitmask, timings): the fusion network over both
         branches' outputs (features or logits, as its input names say) when both are
         present, else the present one's own probabilities (empty: neither)."""
-        mods = (AUDIO if audio.probabilities is not None else 0) | \
-            (VIDEO if video.probabilities is not None else 0)
-        if mods == AUDIO | VIDEO:
+        timings: dict[str, float] = {}
+
+        def fusion_net() -> np.ndarray:
             t = time.perf_counter()
-            fusion = self.manifest.models["fusion"]
-            a_name, v_name = (t_.name for t_ in fusion.inputs)
+            a_name, v_name = (t_.name for t_ in self.manifest.models["fusion"].inputs)
             out = self.nets["fusion"].run({a_name: audio.outputs[self._fusion_source],
                                            v_name: video.outputs[self._fusion_source]})
-            return softmax(out[LOGITS]), mods, {"fusion_net": time.perf_counter() - t}
-        if mods:
-            p = audio.probabilities if mods == AUDIO else video.probabilities
-            return p, mods, {}
-        return np.zeros(0, np.float32), 0, {}
+            timings["fusion_net"] = time.perf_counter() - t
+            return softmax(out[LOGITS])
+
+        p, mods = combine(audio.probabilities, video.probabilities, fusion_net)
+        return p, mods, timings
 
     def infer(self, audio: Optional[np.ndarray], faces: Optional[np.ndarray]
               ) -> tuple[np.ndarray, int, Optional[np.ndarray], Optional[np.ndarray], dict]:

@@ -73,3 +73,16 @@ def microphone_chunk(chunk: Any, *, received_ns: Optional[int] = None,
     """An :class:`~avemo_ros.audio_codec.AudioChunk` -> MicrophoneChunk."""
     return MicrophoneChunk(chunk.stamp_ns, chunk.samples, chunk.sample_rate, received_ns,
                            received_s)
+
+
+def from_clip_events(events: Any) -> list:
+    """:mod:`avemo_ros.clip_stream` events (a clip as a camera and a microphone stream it)
+    -> pipeline events, each received when it is due."""
+    out: list = []
+    for e in events:
+        if hasattr(e, "rgb"):
+            out.append(CameraFrame(e.stamp_ns, e.rgb, received_ns=e.due_ns))
+        else:
+            out.append(MicrophoneChunk(e.stamp_ns, e.samples, e.sample_rate,
+                                       received_ns=e.due_ns))
+    return out

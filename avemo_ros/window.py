@@ -352,23 +352,23 @@ def windows_from_media(frames: Any, frame_times_s: np.ndarray, audio: np.ndarray
                        ) -> list[Window]:
     """Feed a decoded clip through a WindowBuffer as a live stream would arrive.
 
-    Frames and fixed-size audio chunks are added in stamp order, exactly as the node adds
-    messages, so offline features and training features come from the same windows.
+    The stream is :func:`avemo_ros.clip_stream.clip_events` (the one clip -> stamped
+    frames and audio chunks rule, the file source's and the bag writer's too), added in
+    due order, so offline and test windows come from the same windows as live ones.
     """
+    from types import SimpleNamespace
+
+    from .clip_stream import VideoEvent, clip_events
+
     buf = WindowBuffer(window_s=window_s, hop_s=hop_s, n_frames=n_frames)
-    step = max(1, int(round(chunk_s * sample_rate))) if sample_rate else 0
-    events: list[tuple[int, int, Any]] = [
-        (start_ns + int(round(t * NS)), 1, i) for i, t in enumerate(frame_times_s)]
-    if step and len(audio):
-        events += [(start_ns + int(round(a * NS / sample_rate)), 0, a)
-                   for a in range(0, len(audio), step)]
-    events.sort(key=lambda e: (e[0], e[1]))
+    clip = SimpleNamespace(frames=frames, frame_times=frame_times_s, audio=audio,
+                           sample_rate=sample_rate)
     out: list[Window] = []
-    for stamp, kind, ref in events:
-        if kind == 1:
-            buf.add_frame(stamp, frames[ref])
+    for event in clip_events(clip, start_ns, chunk_s=chunk_s):
+        if isinstance(event, VideoEvent):
+            buf.add_frame(event.stamp_ns, event.rgb)
         else:
-            buf.add_audio(stamp, audio[ref:ref + step], sample_rate)
+            buf.add_audio(event.stamp_ns, event.samples, event.sample_rate)
         out.extend(buf.pop_ready())
     out.extend(buf.flush())
     return out

@@ -65,18 +65,22 @@ def render(emotion: str, seconds: float, seed: int = 3):
 
 
 def stream_events(clips, base_ns: int, image_msg, audio_msg, fps: float = 30.0):
-    """(t, kind, msg) for consecutive clips: frames at fps, audio in CHUNK-sample chunks."""
-    events, t_clip = [], 0.0
-    for frames, audio in clips:
-        for i, rgb in enumerate(frames):
-            t = t_clip + i / fps
-            events.append((t, "image", image_msg(rgb, base_ns + int(round(t * NS)))))
-        for a in range(0, len(audio) - CHUNK + 1, CHUNK):
-            t = t_clip + a / RATE
-            events.append((t, "audio",
-                           audio_msg(audio[a:a + CHUNK], base_ns + int(round(t * NS)))))
-        t_clip += len(frames) / fps
-    events.sort(key=lambda e: (e[0], e[1] != "audio"))
+    """(t, kind, msg) for consecutive clips as a camera and a microphone deliver them
+    (:func:`avemo_ros.clip_stream.clips_events`: frames at fps, CHUNK-sample chunks, each
+    published when due, t in seconds after ``base_ns``)."""
+    from types import SimpleNamespace
+
+    from avemo_ros.clip_stream import VideoEvent, clips_events
+
+    media = [SimpleNamespace(frames=frames, frame_times=np.arange(len(frames)) / fps,
+                             audio=audio, sample_rate=RATE) for frames, audio in clips]
+    events = []
+    for e in clips_events(media, base_ns, chunk_samples=CHUNK, whole_chunks=True):
+        t = (e.due_ns - base_ns) / NS
+        if isinstance(e, VideoEvent):
+            events.append((t, "image", image_msg(e.rgb, e.stamp_ns)))
+        else:
+            events.append((t, "audio", audio_msg(e.samples[:, 0], e.stamp_ns)))
     return events
 
 
@@ -380,3 +384,65 @@ def test_configure_names_the_installed_flavour_and_the_setting(ros):
     finally:
         node.destroy_node()
     assert "ros_drivers flavour" in reason and "audio_msg_type:=AudioDataStamped" in reason, reason
+
+
+@needs_ros_drivers
+def test_the_same_inputs_give_the_same_counters_live_and_offline(ros):
+    """One stream with six kinds of bad input, published to the node and run through
+    offline evaluation's StreamEvaluation: the same problem counters under the same names."""
+    from avemo_ros.estimator import EmotionEstimator
+    from avemo_ros.offline import BagStats, StreamEvaluation
+
+    frames, audio = render("happy", 5.0, seed=5)
+    base = time.time_ns()
+    events = stream_events([(frames, audio)], base, raw_image, pcm_audio)
+    audio_events = [e for e in events if e[1] == "audio"]
+    extra = []
+    for t in (1.0, 2.5, 4.0):  # bad messages, each kind once per second or so
+        stamp = base + int(t * NS)
+        yuv = conv.rgb_to_image(frames[0], stamp, "camera")
+        yuv.encoding = "yuv422"
+        short = conv.rgb_to_image(frames[0], stamp, "camera")
+        short.data = short.data[:100]
+        huge = conv.rgb_to_image(np.zeros((300, 400, 3), np.uint8), stamp, "camera")
+        extra += [(t + 0.005, "image", yuv), (t + 0.012, "image", short),
+                  (t + 0.019, "image", huge)]
+    for i in (40, 90):  # an audio chunk sent twice, and a late one (half a chunk back)
+        t, _, msg = audio_events[i]
+        extra.append((t + 0.001, "audio", msg))
+        late = pcm_audio(audio[i * CHUNK:(i + 1) * CHUNK],
+                         conv.stamp_to_ns(msg.header.stamp) - CHUNK * NS // RATE // 2)
+        extra.append((t + 0.05, "audio", late))
+    events = sorted(events + extra, key=lambda e: e[0])
+    kinds = ("image_unsupported", "image_invalid", "image_too_large", "audio_duplicate",
+             "audio_late")
+    proc = h.PerceptionProcess(BUNDLE, "hop_s:=0.5", "max_image_pixels:=100000",
+                               runner_args=OWN_TOPICS)
+    driver = h.Driver(acm.AudioDataStamped, name="parity_driver")
+    try:
+        assert driver.wait_subscribed(proc)
+        h.publish_stream(driver, events)
+        driver.wait_for(lambda: int(driver.last_counters().get("windows_published", 0)) >= 4
+                        and int(driver.last_counters().get("audio_late", 0)) >= 2, 10.0)
+        driver.wait_for(lambda: False, 1.2)  # one more /diagnostics period
+        live = driver.last_counters()
+    finally:
+        driver.close()
+        out = proc.stop()
+    est = EmotionEstimator(BUNDLE, "onnxruntime", 1)
+    try:
+        stats = BagStats("live-parity", "image", "audio")
+        run = StreamEvaluation(est, stats, source="parity", hop_s=0.5,
+                               audio_kind="AudioDataStamped", max_image_pixels=100_000)
+        for t, kind, msg in events:
+            (run.camera if kind == "image" else run.microphone)(msg, base + int(t * NS))
+        records = run.finish()
+    finally:
+        est.close()
+    offline = {k: stats.problems.get(k, 0) for k in kinds}
+    assert offline == {"image_unsupported": 3, "image_invalid": 3, "image_too_large": 3,
+                       "audio_duplicate": 2, "audio_late": 2}, stats.problems
+    assert {k: int(live.get(k, 0)) for k in kinds} == offline, (live, out[-3000:])
+    for key in ("image_too_large", "audio_duplicate", "audio_late"):  # each kind logged
+        assert f"{key}: " in out, out[-3000:]
+    assert int(live["windows_published"]) >= stats.estimates - 1 >= len(records) - 2

@@ -1,7 +1,10 @@
-"""Feature extraction for training: every clip through the node's own window + feature code.
+"""Feature extraction for training: every clip through the node's own streaming pipeline.
 
-Each clip is decoded (only its segment), cut into windows by ``windows_from_media`` and
-turned into network inputs by ``FeatureExtractor``, exactly as the nodes do. Results are
+Each clip is decoded (only its segment), streamed as a camera and a microphone would
+deliver it (:func:`avemo_ros.clip_stream.clip_events`) into the same
+:class:`~avemo_ros.pipeline.StreamingPipeline` the node and offline evaluation run, with a
+``FeatureExtractor`` in place of the networks: the same windows, frame selection, face
+detection, ``min_video_frames`` rule and features as at run time. Results are
 cached one file per clip under ``<cache_dir>/features-<hash of the preprocessing>/``;
 a file's name carries a hash of the clip's identity (paths, sizes, modification times,
 segment), so changed parameters or media miss the cache, an interrupted extraction
@@ -26,17 +29,22 @@ import numpy as np
 from tqdm import tqdm
 
 from avemo_ros.audio_features import AudioFeatureConfig
+from avemo_ros.clip_stream import clip_events
 from avemo_ros.estimator import FeatureExtractor
 from avemo_ros.face_frames import VideoFeatureConfig
+from avemo_ros.health import Health
+from avemo_ros.input_problems import ProblemLog
 from avemo_ros.media import MediaClip, MediaError
-from avemo_ros.window import NS, windows_from_media
+from avemo_ros.pipeline import ESTIMATED, PipelineConfig, StreamingPipeline
+from avemo_ros.stream_events import from_clip_events
+from avemo_ros.window import NS
 
 from .datasets import Clip, read_clip
 
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of cached features changes without a parameter changing.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -95,29 +103,34 @@ def _pad_to_window(media: MediaClip, window_s: float) -> MediaClip:
 
 
 def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
-                 hop_s: float, pad_short: bool = True) -> ClipWindows:
+                 hop_s: float, pad_short: bool = True, min_video_frames: int = 10
+                 ) -> ClipWindows:
     """Decode one clip and compute the features of each of its windows.
 
     A clip without video gives windows with ``has_face`` False, one without audio
-    windows with ``has_audio`` False; ``pad_short`` extends a clip shorter than one
-    window to one window (else it has none). Raises MediaError when it cannot be read.
+    windows with ``has_audio`` False (windows with neither are left out);
+    ``pad_short`` extends a clip shorter than one window to one window (else it has none).
+    Raises MediaError when it cannot be read.
     """
     media = read_clip(clip)
     if pad_short:
         media = _pad_to_window(media, audio_cfg.window_s)
-    windows = windows_from_media(media.frames, media.frame_times, media.audio,
-                                 media.sample_rate, window_s=audio_cfg.window_s, hop_s=hop_s,
-                                 n_frames=video_cfg.n_frames)
-    # A fresh extractor per clip: its face-box cache is keyed on frame stamps, which
-    # restart at 0 in every clip.
-    extractor = FeatureExtractor(audio_cfg, video_cfg)
-    n = len(windows)
+    problems = ProblemLog(Health(), lambda level, text: log.debug("%s: %s", clip.id, text))
+    pipeline = StreamingPipeline(FeatureExtractor(audio_cfg, video_cfg), problems,
+                                 PipelineConfig(hop_s=hop_s, grace_s=1.0,
+                                                min_video_frames=min_video_frames))
+    outcomes = []
+    for event in from_clip_events(clip_events(media)):
+        pipeline.push(event)
+        outcomes += pipeline.run()
+    outcomes += pipeline.flush()
+    feats = [o.result for o in outcomes if o.status == ESTIMATED]
+    n = len(feats)
     out = ClipWindows(audio=np.zeros((n, *audio_cfg.shape), np.float16),
                       video=np.zeros((n, *video_cfg.shape), np.float16),
                       has_audio=np.zeros(n, bool), has_face=np.zeros(n, bool),
-                      start=np.array([w.start_ns / NS for w in windows], np.float64))
-    for i, w in enumerate(windows):
-        f = extractor.features(w)
+                      start=np.array([f.start_ns / NS for f in feats], np.float64))
+    for i, f in enumerate(feats):
         if f.audio is not None:
             out.audio[i] = f.audio
             out.has_audio[i] = True

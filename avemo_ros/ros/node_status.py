@@ -26,8 +26,13 @@ TIMINGS = ("image_arrival_lag", "audio_arrival_lag", "window_ready_lag", "queue_
 
 def log_to(logger: Any):
     """``log(level, text)`` onto a ROS logger (0 info, 1 warning, 2 error)."""
-    def log(level: int, text: str) -> None:
-        (logger.info, logger.warning, logger.error)[level](text)
+    def log(level: int, text: str) -> None:  # one call site per severity (rclpy wants it)
+        if level >= 2:
+            logger.error(text)
+        elif level == 1:
+            logger.warning(text)
+        else:
+            logger.info(text)
     return log
 
 
