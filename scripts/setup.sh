@@ -141,7 +141,7 @@ bootstrap_uv() {
   [ -x "$VENV/bin/uv" ] || "$VPY" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1" \
     >"$BUILD/uv-bootstrap.log" 2>&1 || { log "no uv ($BUILD/uv-bootstrap.log)"; return 1; }
 }
-uv_install() {
+uv_install() {  # uv_install REQUIREMENTS_FILE
   local args=() key value
   while IFS='=' read -r key value; do
     value="${value#\'}"; value="${value%\'}"
@@ -156,10 +156,10 @@ uv_install() {
     done
   done < <("$VPY" -m pip config list 2>/dev/null)
   "$VENV/bin/uv" pip install --quiet --python "$VPY" --index-strategy unsafe-best-match \
-    "${args[@]}" -r "$reqs" -c "$cons"
+    "${args[@]}" -r "$1" -c "$cons"
 }
 
-req_files=("$reqs" "$cons" requirements.txt)
+req_files=("$reqs" "$cons" requirements.txt requirements-test.txt)
 [ "$MODE" = sourced ] || req_files+=("requirements-ros-$DISTRO.txt")
 want="$TAG $(cat "${req_files[@]}" | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -169,7 +169,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   installed=no
   if [ "$MODE" = wheels ] && [ "${AVEMO_INSTALLER:-uv}" = uv ] && bootstrap_uv; then
     log "installing with uv (AVEMO_INSTALLER=pip for pip)"
-    if uv_install >"$pip_log" 2>&1; then
+    if uv_install "$reqs" >"$pip_log" 2>&1; then
       installed=yes
     else
       log "uv failed (log: $pip_log): installing with pip"
@@ -188,6 +188,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
       log "compiled modules)."
     fi
     die "pip install failed (exit $pip_rc; log: $pip_log)"
+  fi
+  # Test-only dependencies (librosa, for the feature cross-checks): never fatal, the tests
+  # that need them skip and say why (e.g. numba has no release for an old system numpy).
+  test_log="$BUILD/pip-test.log"
+  if [ "$installed" = yes ]; then
+    uv_install requirements-test.txt >"$test_log" 2>&1 || installed=no
+  fi
+  if [ "$installed" = no ]; then
+    "$VPY" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt \
+      -c "$cons" >"$test_log" 2>&1 \
+      || log "test-only dependencies (requirements-test.txt) not installed: see $test_log"
   fi
   "$VPY" -c 'import numpy, cv2, av, onnxruntime, torch, colcon_core' \
     || die "dependency install failed"
