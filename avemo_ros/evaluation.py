@@ -30,6 +30,7 @@ __all__ = [
     "plot_latency",
     "read_windows_csv",
     "records_to_dicts",
+    "summary_line",
     "write_report",
     "write_windows_csv",
 ]
@@ -294,14 +295,29 @@ def write_report(out_dir: Path | str, records: Sequence[WindowRecord], labels: S
         "sources": sources,
         "extra": dict(extra or {}),
     }
+    report["ground_truth"] = bool(scored)
+    report["summary"] = summary_line(report)
     report = _json_safe(report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     write_windows_csv(out / "windows.csv", records, labels)
     plot_confusion(metrics.confusion, all_labels, out / "confusion.png",
-                   title=f"accuracy {metrics.accuracy:.3f}, macro-F1 {metrics.macro_f1:.3f}, "
-                         f"{metrics.n} windows")
+                   title=report["summary"])
     plot_latency([r.latency_s for r in records], out / "latency.png")
     return report
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line on the scores of a :func:`write_report` report; without any window that
+    has both a ground truth and an estimate it says so (no accuracy of 0)."""
+    m = report["metrics"]
+    if not report.get("windows_scored"):
+        why = ("no ground truth in the input" if report.get("windows_without_truth", 0)
+               >= report.get("windows", 0) else "no window has both a truth and an estimate")
+        return (f"not scored: {why} ({report.get('windows', 0)} windows, "
+                f"{report.get('windows', 0) - report.get('windows_without_estimate', 0)} "
+                "estimated); accuracy and macro-F1 not computed")
+    return (f"accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} over "
+            f"{report['windows_scored']} scored windows")
 
 
 # ----------------------------------------------------------------------------- agreement

@@ -115,3 +115,16 @@ def test_agreement_matches_by_source_and_end():
     assert r["agreement"] == pytest.approx(0.5)
     assert r["estimate_only_a"] == 1
     assert r["probability_diff_max"] == pytest.approx(1.0)
+
+
+def test_a_report_without_ground_truth_says_so(tmp_path):
+    records = [_rec("x.mcap", 3, None, "a", [0.7, 0.1, 0.1, 0.1], 0.1),
+               _rec("x.mcap", 4, None, "b", [0.2, 0.6, 0.1, 0.1], 0.1)]
+    report = write_report(tmp_path, records, LABELS)
+    assert report["ground_truth"] is False and report["windows_scored"] == 0
+    assert report["summary"].startswith("not scored: no ground truth")
+    assert "accuracy 0" not in report["summary"] and "2 estimated" in report["summary"]
+    scored = write_report(tmp_path / "s", [_rec("x.mcap", 3, "a", "a", [1, 0, 0, 0], 0.1)],
+                          LABELS)
+    assert scored["ground_truth"] is True
+    assert scored["summary"] == "accuracy 1.000, macro-F1 1.000 over 1 scored windows"
