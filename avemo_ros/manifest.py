@@ -14,20 +14,15 @@ from typing import Any, Optional
 
 from .audio_features import AudioFeatureConfig
 from .face_frames import VideoFeatureConfig
+from . import fusion_rule
+from .fusion_rule import FEATURES, FUSION_INPUTS, LOGITS  # noqa: F401  (re-exported)
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 #: The networks a bundle holds, by role.
 ROLES = ("audio", "video", "fusion")
-#: Output names every network has: logits, and the penultimate features fusion may use.
-LOGITS, FEATURES = "logits", "features"
-#: Fusion input names: what each fusion network consumes from the two modality networks.
-#: Intermediate fusion (seed 003, seed 000) takes their features; late fusion (seed 002)
-#: their logits.
-FUSION_INPUTS = {
-    ("audio_features", "video_features"): FEATURES,
-    ("audio_logits", "video_logits"): LOGITS,
-}
+#: Output names every network has (logits, and the penultimate features fusion may use) and
+#: the fusion input pairs: defined once, in :mod:`avemo_ros.fusion_rule`.
 #: Manifest preprocessing fields added after format 1, with the value older bundles meant.
 _LATER_FIELDS = {"audio": {"kind": "spectrogram", "n_mels": 128, "n_mfcc": 40}, "video": {}}
 
@@ -153,11 +148,10 @@ def _holds(net_shape: list[int], feature_shape: list[int]) -> bool:
 
 def fusion_source(spec: ModelSpec) -> str:
     """Which modality-network output (LOGITS or FEATURES) a fusion network consumes."""
-    names = tuple(t.name for t in spec.inputs)
-    if names not in FUSION_INPUTS:
-        raise BundleError(f"fusion network inputs {list(names)} are none of the known pairs "
-                          f"{[list(k) for k in FUSION_INPUTS]}")
-    return FUSION_INPUTS[names]
+    try:
+        return fusion_rule.fusion_source(spec)
+    except fusion_rule.FusionRuleError as e:
+        raise BundleError(str(e)) from e
 
 
 def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manifest:
