@@ -5,6 +5,10 @@ The perception node runs in its own process (the in-process runner, default YAML
 and a 16 kHz microphone in real time; this process only records the estimates (receive
 time on the system clock) and /diagnostics. Three processes, so neither the publisher
 nor the recorder competes for the node's GIL.
+
+The latency floor is the node's own ``critical_path`` (p50; /diagnostics): the work that
+cannot start before a window's last audio sample (audio features, audio network, fusion,
+publication); the video branch runs ahead, once the window's last frame is sampled.
 """
 
 from __future__ import annotations
@@ -94,6 +98,12 @@ def torch_loaded(pid: int) -> bool:
     return "libtorch" in maps or "/torch/_C" in maps
 
 
+def _p50(summary: str) -> float:
+    """p50 of a /diagnostics timing value "p50 A p95 B max C" (ms), NaN when absent."""
+    parts = summary.split()
+    return float(parts[1]) if len(parts) >= 2 and parts[0] == "p50" else float("nan")
+
+
 def run_live(
     bundle: Path,
     *,
@@ -164,6 +174,7 @@ def run_live(
         (t0, s0), (t1, s1) = steady[0], steady[-1]
         cpu_share = (s1["cpu_s"] - s0["cpu_s"]) / ((t1 - t0) / NS)
     got = [(rx, m) for rx, m in list(recorder.estimates)]
+    floor = _p50(counters.get("critical_path_ms", ""))
     sub_lat = [(rx - (m.header.stamp.sec * NS + m.header.stamp.nanosec)) / 1e6 for rx, m in got]
     pub_lat = [m.latency * 1e3 for _, m in got]
     compute = [m.inference_time * 1e3 for _, m in got]
@@ -207,6 +218,12 @@ def run_live(
         if got
         else None,
         "node_cpu_share_of_one_core": round(cpu_share, 3),
+        "critical_path_floor_ms": floor,
+        "latency_p95_over_floor": (round(percentiles(sub_lat)["p95"] / floor, 2)
+                                   if floor and got else float("nan")),
+        "face_detection_share_of_one_core": round(
+            float(counters.get("face_detection_s", "nan")) / max(stream_s - 0.2, 1e-9), 3),
+        "frames_prepared": int(counters.get("frames_prepared", 0)),
         "node_rss_mb": round(final["rss"] / 2**20, 1),
         "node_peak_rss_mb": round(
             max([final["peak_rss"]] + [s["peak_rss"] for _, s in samples]) / 2**20, 1

@@ -3,7 +3,8 @@
 Stages: rclpy deserialization of a 640x480 bgr8 Image, Image -> grey, Haar face detection
 per frame, face-stack building (20 crops), audio features of a 3 s window, each network of
 the bundle in ONNX Runtime, the whole window (``EmotionEstimator.estimate``) cold (20
-detections) and steady (the node's case: frames detected ahead, 2 new ones), and ONNX
+detections) and steady (the node's case: frames detected ahead, 2 new ones), the node's
+StreamingPipeline on a stream (critical path per window, CPU share), and ONNX
 Runtime vs PyTorch eager on identical weights: the networks are built fresh from
 ``training.models`` by the manifest's architecture names and input shapes, exported to
 ONNX here, and both are timed on the same inputs.
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .timing import time_call
+from .timing import percentiles, time_call
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,51 @@ def window_stages(frames, audio, bundle: Path, threads: int = 1) -> dict:
                 "backend": est.backend_names}
     finally:
         est.close()
+
+
+def pipeline_stages(frames, audio, bundle: Path, threads: int = 1, seconds: float = 12.0,
+                    hop_s: float = 0.5) -> dict:
+    """The node's StreamingPipeline on a 30 fps camera + 16 kHz microphone stream (the clip
+    looped), offline in this process: the critical path per window (audio branch, fusion:
+    what cannot start before the window's last audio sample), the whole window's compute,
+    face detection per prepared frame, and the pipeline's share of one core."""
+    from avemo_ros.estimator import EmotionEstimator
+    from avemo_ros.health import Health
+    from avemo_ros.input_problems import ProblemLog
+    from avemo_ros.pipeline import ESTIMATED, PipelineConfig, StreamingPipeline
+    from avemo_ros.stream_events import CameraFrame, MicrophoneChunk
+
+    ns, chunk = 1_000_000_000, 512
+    est = EmotionEstimator(bundle, "onnxruntime", threads)
+    try:
+        est.warmup(2)
+        pipe = StreamingPipeline(est, ProblemLog(Health(), lambda level, text: None),
+                                 PipelineConfig(hop_s=hop_s, grace_s=1.0))
+        events = [CameraFrame(i * ns // 30, frames[i % len(frames)])
+                  for i in range(int(seconds * 30))]
+        loop = np.tile(audio, int(np.ceil(seconds * 16000 / len(audio))))
+        events += [MicrophoneChunk(a * ns // 16000, loop[a:a + chunk], 16000)
+                   for a in range(0, int(seconds * 16000) - chunk + 1, chunk)]
+        events.sort(key=lambda e: (e.stamp_ns, isinstance(e, CameraFrame)))
+        outcomes = []
+        t0 = time.process_time()
+        for e in events:
+            pipe.push(e)
+            outcomes += pipe.run()
+        cpu_s = time.process_time() - t0
+    finally:
+        est.close()
+    results = [o.result for o in outcomes if o.status == ESTIMATED]
+    critical = [r.critical_time * 1e3 for r in results]
+    compute = [r.inference_time * 1e3 for r in results]
+    return {"windows": len(results), "hop_s": hop_s, "seconds": seconds,
+            "critical_path_ms": percentiles(critical, (50, 95)),
+            "window_compute_ms": percentiles(compute, (50, 95)),
+            "face_detection_per_frame_ms": round(
+                pipe.face_detection_s * 1e3 / max(pipe.frames_prepared, 1), 2),
+            "frames_prepared": pipe.frames_prepared,
+            "cpu_share_of_one_core": round(cpu_s / seconds, 3),
+            "face_detection_share_of_one_core": round(pipe.face_detection_s / seconds, 3)}
 
 
 def _onnx_params(path: Path) -> int:
@@ -185,4 +232,5 @@ def run(bundle: Path, threads: int = 1) -> dict:
     frames, audio = _clip()
     return {"threads": threads, "inputs": input_stages(frames, audio, manifest),
             "window": window_stages(frames, audio, bundle, threads),
+            "pipeline": pipeline_stages(frames, audio, bundle, threads),
             "networks": network_stages(bundle, threads)}
