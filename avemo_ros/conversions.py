@@ -9,7 +9,7 @@ and work without ROS installed; building messages needs the rclpy message packag
 from __future__ import annotations
 
 import array
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import cv2
 import numpy as np
@@ -32,7 +32,6 @@ __all__ = [
     "check_compressed",
     "validate_image",
     "IMAGE_ENCODINGS",
-    "check_image",
     "compressed_to_rgb",
     "image_to_rgb",
     "ns_to_stamp",
@@ -223,15 +222,6 @@ def validate_image(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """Raise what ``image_to_rgb`` would raise for ``msg`` (typed: UnsupportedImage,
     InvalidImage, ImageTooLarge); cheap, no pixel copy."""
     _image_layout(msg, max_pixels)
-
-
-def check_image(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> Optional[str]:
-    """Why ``image_to_rgb`` would reject ``msg`` (None when it is fine); cheap, no pixel copy."""
-    try:
-        _image_layout(msg, max_pixels)
-    except ConversionError as exc:
-        return str(exc)
-    return None
 
 
 def check_compressed(msg: CompressedImage, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:

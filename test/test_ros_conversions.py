@@ -25,7 +25,9 @@ from avemo_ros.audio_codec import (
 )
 from avemo_ros.conversions import (
     ConversionError,
-    check_image,
+    ImageTooLarge,
+    InvalidImage,
+    UnsupportedImage,
     compressed_to_rgb,
     image_to_rgb,
     ns_to_stamp,
@@ -33,7 +35,9 @@ from avemo_ros.conversions import (
     rgb_to_image,
     stamp_to_ns,
     to_uint8_array,
+    validate_image,
 )
+from avemo_ros.input_problems import Problem
 from avemo_ros.ros.audio_input import load_audio_msg_types
 
 pytestmark = pytest.mark.ros
@@ -172,14 +176,21 @@ def test_inconsistent_data_length_and_step():
         image_to_rgb(narrow)
 
 
-def test_check_image_reports_without_converting():
+def test_validate_image_raises_typed_errors_without_converting():
     good = rgb_to_image(RGB, 0, "cam")
-    assert check_image(good) is None
-    assert "encoding" in check_image(make_image("yuv422", 1, 1, 2, [0, 0]))
+    validate_image(good)
+    with pytest.raises(UnsupportedImage, match="yuv422") as exc:
+        validate_image(make_image("yuv422", 1, 1, 2, [0, 0]))
+    assert exc.value.problem is Problem.IMAGE_UNSUPPORTED
     short = make_image("rgb8", good.height, good.width, good.step, bytes(good.data)[:-3])
-    assert "data length" in check_image(short) and "encoding" not in check_image(short)
-    assert "too large" in check_image(good, max_pixels=10)
-    assert "empty image" in check_image(make_image("mono8", 0, 3, 3, b""))
+    with pytest.raises(InvalidImage, match="data length") as exc:
+        validate_image(short)
+    assert exc.value.problem is Problem.IMAGE_INVALID
+    with pytest.raises(ImageTooLarge, match="too large") as exc:
+        validate_image(good, max_pixels=10)
+    assert exc.value.problem is Problem.IMAGE_TOO_LARGE
+    with pytest.raises(InvalidImage, match="empty image"):
+        validate_image(make_image("mono8", 0, 3, 3, b""))
 
 
 def test_rgb_to_image_rejects_bad_arrays():
