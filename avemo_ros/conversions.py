@@ -33,6 +33,7 @@ __all__ = [
     "validate_image",
     "IMAGE_ENCODINGS",
     "compressed_to_rgb",
+    "image_to_grey",
     "image_to_rgb",
     "ns_to_stamp",
     "rgb_to_compressed",
@@ -265,6 +266,25 @@ def image_to_rgb(msg: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     # OpenCV reads the row-strided view directly (much faster than NumPy channel reversal).
     src = view[..., 0] if encoding == "mono8" else view
     return cv2.cvtColor(src, _TO_RGB[encoding])
+
+
+_TO_GREY = {"rgb8": cv2.COLOR_RGB2GRAY, "bgr8": cv2.COLOR_BGR2GRAY,
+            "rgba8": cv2.COLOR_RGBA2GRAY, "bgra8": cv2.COLOR_BGRA2GRAY}
+
+
+def image_to_grey(msg: Image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """``sensor_msgs/Image`` -> ``(H, W)`` uint8 grey, straight from the message buffer
+    (no RGB copy in between; the same values as ``to_grey(image_to_rgb(msg))``)."""
+    encoding, channels, depth, buf = _image_layout(msg, max_pixels)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    dtype = np.dtype(np.uint8) if depth == 1 else np.dtype(">u2" if msg.is_bigendian else "<u2")
+    view = np.ndarray(shape=(height, width, channels), dtype=dtype, buffer=buf,
+                      strides=(step, channels * depth, depth))
+    if encoding == "mono8":
+        return view[..., 0].copy()
+    if encoding == "mono16":
+        return (view[..., 0] >> 8).astype(np.uint8)
+    return cv2.cvtColor(view, _TO_GREY[encoding])
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:

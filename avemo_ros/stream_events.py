@@ -21,7 +21,7 @@ def _as_is(payload: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class CameraFrame:
     """One camera frame: header stamp, payload, and ``decode(payload)`` -> RGB or grey uint8
-    (raises a ConversionError for a bad frame)."""
+    (raises a ConversionError for a bad frame); only the frames a window selects are decoded."""
 
     stamp_ns: int
     payload: Any
@@ -58,8 +58,8 @@ def camera_frame(msg: Any, max_pixels: int = conv.DEFAULT_MAX_PIXELS, *,
     if hasattr(msg, "encoding"):
         conv.validate_image(msg, max_pixels)
 
-        def decode(m: Any) -> np.ndarray:
-            return conv.image_to_rgb(m, max_pixels=max_pixels)
+        def decode(m: Any) -> np.ndarray:  # grey is all the pipeline uses of a frame
+            return conv.image_to_grey(m, max_pixels=max_pixels)
     else:
         conv.check_compressed(msg, max_pixels)
 

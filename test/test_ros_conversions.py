@@ -494,3 +494,13 @@ def test_ros_drivers_audio_data_stamped_message_bytes():
     )
     np.testing.assert_allclose(chunk.samples[:, 0], [0.5, -0.5])
     assert chunk.stamp_ns == 9_000_000_000
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"])
+def test_image_to_grey_equals_grey_of_rgb(encoding):
+    from avemo_ros.face_frames import to_grey
+    from avemo_ros.conversions import image_to_grey
+
+    rgb = np.random.default_rng(3).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    msg = rgb_to_image(rgb, 0, "cam", encoding=encoding)
+    np.testing.assert_array_equal(image_to_grey(msg), to_grey(image_to_rgb(msg)))
