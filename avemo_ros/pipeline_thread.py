@@ -8,10 +8,11 @@ Threads and what they own:
   the inbox into ``pipeline.push``, runs ``pipeline.step`` one unit of work at a time
   (so new input never waits behind more than one unit) and hands each outcome to
   ``on_outcome`` (the node publishes from there);
-- ``_inbox`` and ``_stopping`` are shared, always under ``_cv``.
+- ``_frames``, ``_chunks`` (the inbox) and ``_stopping`` are shared, always under ``_cv``.
 """
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from typing import Callable, Optional
 
 from .input_problems import Problem
 from .pipeline import Event, StreamingPipeline, WindowOutcome
+from .stream_events import CameraFrame
 
 #: How often an idle worker polls the pipeline for windows a dead stream leaves ready, s.
 POLL_S = 0.1
@@ -27,17 +29,19 @@ POLL_S = 0.1
 class PipelineThread:
     """Feeds ``pipeline`` from a bounded inbox on one worker thread.
 
-    ``max_inbox``: events waiting at most; beyond it the oldest is dropped and counted
-    (``inputs_dropped``: the worker cannot even buffer the input as fast as it comes).
+    ``max_frames`` / ``max_chunks``: camera frames / audio chunks waiting at most (a raw
+    frame is large); beyond it the oldest is dropped and counted (``inputs_dropped``: the
+    worker cannot even buffer the input as fast as it comes).
     """
 
     def __init__(self, pipeline: StreamingPipeline, on_outcome: Callable[[WindowOutcome], None],
-                 max_inbox: int = 1000):
+                 max_frames: int = 90, max_chunks: int = 1000):
         self.pipeline = pipeline  # worker thread only, once started
         self._on_outcome = on_outcome
-        self._max_inbox = max_inbox
+        self._limits = (max_frames, max_chunks)
         self._cv = threading.Condition()
-        self._inbox: deque = deque()
+        self._frames: deque = deque()
+        self._chunks: deque = deque()
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
         #: figures of the pipeline for /diagnostics, a new dict after every unit of work
@@ -65,28 +69,32 @@ class PipelineThread:
 
     def submit(self, event: Event) -> None:
         """Hand an event to the worker (any thread; never blocks on compute)."""
-        dropped = 0
+        frame = isinstance(event, CameraFrame)
+        queue, limit = (self._frames, self._limits[0]) if frame else \
+            (self._chunks, self._limits[1])
         with self._cv:
-            self._inbox.append(event)
-            while len(self._inbox) > self._max_inbox:
-                self._inbox.popleft()
-                dropped += 1
+            queue.append(event)
+            dropped = len(queue) > limit
+            if dropped:
+                queue.popleft()
             self._cv.notify()
         if dropped:
             self.pipeline.problems.report(Problem.INPUTS_DROPPED, (
-                f"{dropped} input(s) dropped: {self._max_inbox} wait for the worker, which "
-                "cannot even buffer them as fast as they come"), dropped)
+                f"{'a camera frame' if frame else 'an audio chunk'} dropped: {limit} wait "
+                "for the worker, which cannot even buffer them as fast as they come"))
 
     def _work(self) -> None:
         pipeline = self.pipeline
         while True:
             with self._cv:
-                if not self._inbox and not pipeline.has_work and not self._stopping:
+                if not (self._frames or self._chunks or pipeline.has_work or self._stopping):
                     self._cv.wait(POLL_S)
                 if self._stopping:
                     return
-                events = list(self._inbox)
-                self._inbox.clear()
+                events = list(heapq.merge(self._chunks, self._frames,
+                                          key=lambda e: e.received_s or 0.0))
+                self._frames.clear()
+                self._chunks.clear()
             try:
                 for event in events:
                     pipeline.push(event)

@@ -289,3 +289,40 @@ def test_the_same_events_give_the_same_outcomes_twice():
                  for o in out], health.snapshot())
 
     assert run() == run()
+
+
+def test_the_worker_thread_computes_what_callbacks_only_submit():
+    import threading
+    import time
+
+    from avemo_ros.pipeline_thread import PipelineThread
+
+    pipe, health, _, _ = make(max_waiting=5)
+    got, done = [], threading.Event()
+
+    def on_outcome(o):
+        got.append((o.status, threading.current_thread().name))
+        if len(got) == 3:
+            done.set()
+
+    worker = PipelineThread(pipe, on_outcome, max_frames=1000)
+    worker.start()
+    try:
+        for e in stream(0.0, 5.2, live=True):
+            worker.submit(e)
+        assert done.wait(10.0), got
+    finally:
+        assert worker.stop()
+    assert got == [(ESTIMATED, "perception_worker")] * 3
+    assert worker.gauges["frames_unused"] > 0 and "face_detection_s" in worker.gauges
+
+
+def test_a_full_inbox_drops_the_oldest_input_counted():
+    from avemo_ros.pipeline_thread import PipelineThread
+
+    pipe, health, lines, _ = make()
+    worker = PipelineThread(pipe, lambda o: None, max_frames=10, max_chunks=1000)
+    for e in stream(0.0, 1.0):  # no worker running: nothing is taken out
+        worker.submit(e)
+    assert health.snapshot()["inputs_dropped"] == 30 - 10
+    assert "audio" not in " ".join(lines) and any("camera frame dropped" in x for x in lines)
