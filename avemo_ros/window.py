@@ -15,6 +15,10 @@ window selects are ever decoded. A frame is kept only while some window still to
 select it: once the next frame has arrived it is known whether the frame is the nearest one
 to any sample time of those windows (``select_frames``), and a frame that is not is dropped
 on the spot. Windows come out exactly as if every frame had been kept.
+A window's frames are final before its audio is (``pop_video_ready``): its video can be
+computed ahead. ``add_*`` report what is wrong with an input as a
+:class:`~avemo_ros.input_problems.Problem` (restart, gap, rate change, duplicate, late,
+stale), the names the node and offline evaluation count it under.
 """
 from __future__ import annotations
 
