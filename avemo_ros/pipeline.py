@@ -64,6 +64,7 @@ class WindowOutcome:
     status: str
     result: Optional[EmotionResult] = None
     ready_lag_s: Optional[float] = None  # window complete -> computed (queue wait), seconds
+    complete_ns: Optional[int] = None  # arrival of the input that completed the window
 
 
 class FrameSlot:
@@ -132,7 +133,9 @@ class StreamingPipeline:
         self._to_prepare: deque[FrameSlot] = deque()
         self._video_ahead: deque[VideoWindow] = deque()
         self._video_done: dict[int, tuple[tuple[int, ...], VideoBranch]] = {}
-        self._waiting: deque[tuple[Window, float]] = deque()  # (window, complete at)
+        # (window, complete at (monotonic s), arrival of the input that completed it)
+        self._waiting: deque[tuple[Window, float, Optional[int]]] = deque()
+        self._received_ns: Optional[int] = None  # arrival of the event being pushed
         self._done: list[WindowOutcome] = []  # outcomes decided without compute
         self.face_detection_s = 0.0  # seconds spent detecting faces so far
         self.frames_prepared = 0  # frames decoded and looked at for a face so far
@@ -155,7 +158,9 @@ class StreamingPipeline:
             offset = self._clock.check("microphone", event.end_ns, event.received_ns)
         if offset:
             self.problems.report(Problem.CLOCK_OFFSET, offset)
+        self._received_ns = event.received_ns
         self.poll(event.received_s if now_s is None else now_s)
+        self._received_ns = None
 
     def poll(self, now_s: Optional[float] = None) -> None:
         """Queue the windows that are ready now (e.g. a stream died: no event will come)."""
@@ -191,10 +196,10 @@ class StreamingPipeline:
                                  "frames: nothing to estimate")
             self._done.append(WindowOutcome(window.start_ns, window.end_ns, SKIPPED))
             return
-        self._waiting.append((window, time.monotonic()))
+        self._waiting.append((window, time.monotonic(), self._received_ns))
         limit = self.config.max_waiting_windows
         while limit is not None and len(self._waiting) > limit:
-            old, _ = self._waiting.popleft()
+            old = self._waiting.popleft()[0]
             self._video_done.pop(old.end_ns, None)
             self.problems.report(Problem.WINDOWS_DROPPED, (
                 f"processing falls behind: window ending {old.end_ns / NS:.3f} s dropped "
@@ -275,7 +280,8 @@ class StreamingPipeline:
         except Exception:  # noqa: BLE001 - the window computes it again and reports it
             self._video_done.pop(vw.end_ns, None)
 
-    def _estimate(self, window: Window, ready_s: float) -> WindowOutcome:
+    def _estimate(self, window: Window, ready_s: float, complete_ns: Optional[int]
+                  ) -> WindowOutcome:
         t0 = time.perf_counter()
         wait = time.monotonic() - ready_s
         end = f"window ending {window.end_ns / NS:.3f} s"
@@ -294,15 +300,15 @@ class StreamingPipeline:
         except Exception as exc:  # noqa: BLE001 - a failing window must not stop the stream
             self.problems.report(Problem.INFERENCE_ERRORS,
                                  f"{end} failed: {type(exc).__name__}: {exc}")
-            return WindowOutcome(window.start_ns, window.end_ns, FAILED, ready_lag_s=wait)
+            return WindowOutcome(window.start_ns, window.end_ns, FAILED, None, wait, complete_ns)
         self._prune_video()
         if result is None:
             self.problems.report(Problem.WINDOWS_SKIPPED,
                                  f"{end} has neither usable audio nor a face: no estimate")
-            return WindowOutcome(window.start_ns, window.end_ns, SKIPPED, ready_lag_s=wait)
+            return WindowOutcome(window.start_ns, window.end_ns, SKIPPED, None, wait, complete_ns)
         if window.has_video and not result.face_found:
             self.problems.count("windows_without_face")
-        return WindowOutcome(window.start_ns, window.end_ns, ESTIMATED, result, wait)
+        return WindowOutcome(window.start_ns, window.end_ns, ESTIMATED, result, wait, complete_ns)
 
     def _prune_video(self) -> None:
         oldest = self.buffer.next_window_end_ns

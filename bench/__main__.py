@@ -135,11 +135,11 @@ def main(argv=None) -> int:
                 res["offline"] = {"error": f"{type(e).__name__}: {e}"}
     res["load_end"] = load_average()
     res["duration_s"] = time.monotonic() - t0
+    args.out.mkdir(parents=True, exist_ok=True)  # the numbers first: a report bug loses none
+    (args.out / "latest.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     text = report.render(res)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(text)
-    (args.out / "latest.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     return 0
 
 

@@ -98,10 +98,11 @@ def torch_loaded(pid: int) -> bool:
     return "libtorch" in maps or "/torch/_C" in maps
 
 
-def _p50(summary: str) -> float:
-    """p50 of a /diagnostics timing value "p50 A p95 B max C" (ms), NaN when absent."""
+def _pick(summary: str, key: str = "p50") -> float:
+    """``key`` (p50, p95, max) of a /diagnostics timing "p50 A p95 B max C" (ms), else NaN."""
     parts = summary.split()
-    return float(parts[1]) if len(parts) >= 2 and parts[0] == "p50" else float("nan")
+    values = dict(zip(parts[::2], parts[1::2]))
+    return float(values[key]) if key in values else float("nan")
 
 
 def run_live(
@@ -174,7 +175,8 @@ def run_live(
         (t0, s0), (t1, s1) = steady[0], steady[-1]
         cpu_share = (s1["cpu_s"] - s0["cpu_s"]) / ((t1 - t0) / NS)
     got = [(rx, m) for rx, m in list(recorder.estimates)]
-    floor = _p50(counters.get("critical_path_ms", ""))
+    floor = _pick(counters.get("critical_path_ms", ""))
+    after_input = _pick(counters.get("complete_to_publish_ms", ""), "p95")
     sub_lat = [(rx - (m.header.stamp.sec * NS + m.header.stamp.nanosec)) / 1e6 for rx, m in got]
     pub_lat = [m.latency * 1e3 for _, m in got]
     compute = [m.inference_time * 1e3 for _, m in got]
@@ -221,6 +223,8 @@ def run_live(
         "critical_path_floor_ms": floor,
         "latency_p95_over_floor": (round(percentiles(sub_lat)["p95"] / floor, 2)
                                    if floor and got else float("nan")),
+        "complete_to_publish_p95_ms": after_input,
+        "complete_to_publish_p95_over_floor": round(after_input / floor, 2) if floor else None,
         "face_detection_share_of_one_core": round(
             float(counters.get("face_detection_s", "nan")) / max(stream_s - 0.2, 1e-9), 3),
         "frames_prepared": int(counters.get("frames_prepared", 0)),

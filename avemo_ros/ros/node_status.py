@@ -20,8 +20,9 @@ _LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 #: Timing figures reported on /diagnostics (p50 / p95 / max over the last windows), ms.
 #: critical_path: window complete -> published (audio branch, fusion, publication: the
 #: floor of the latency, the video branch being computed before the window ends).
+#: complete_to_publish: the input that completed the window arrived -> published.
 TIMINGS = ("image_arrival_lag", "audio_arrival_lag", "window_ready_lag", "queue_wait",
-           "window_compute", "critical_path", "latency")
+           "window_compute", "critical_path", "complete_to_publish", "latency")
 
 
 def log_to(logger: Any):
@@ -47,13 +48,16 @@ class RollingTimes:
         with self._lock:
             self._values[name].append(seconds)
 
-    def add_estimate(self, latency: float, compute: float, critical: float, wait: float) -> None:
-        """The timings of one published estimate; the window's ready lag (its end -> both
-        streams past it) is what the latency leaves after the wait and the critical path."""
-        for name, value in (("latency", latency), ("window_compute", compute),
-                            ("critical_path", critical), ("queue_wait", wait),
-                            ("window_ready_lag", max(0.0, latency - wait - critical))):
+    def add_estimate(self, latency: float, result: Any, critical: float, outcome: Any) -> None:
+        """The timings of one published estimate (an EmotionResult of a WindowOutcome),
+        seconds; the window's ready lag: its end -> arrival of the input completing it."""
+        for name, value in (("latency", latency), ("window_compute", result.inference_time),
+                            ("critical_path", critical), ("queue_wait", outcome.ready_lag_s or 0)):
             self.add(name, value)
+        if outcome.complete_ns is not None:
+            ready_lag = (outcome.complete_ns - result.end_ns) / 1e9
+            self.add("window_ready_lag", ready_lag)
+            self.add("complete_to_publish", latency - ready_lag)
 
     def summary(self) -> dict[str, str]:
         """name_ms -> "p50 P p95 Q max M" for every timing with values."""

@@ -205,7 +205,7 @@ class PerceptionNode(LifecycleNode):
         t0 = time.perf_counter()
         latency = self._publish(r)
         critical = r.critical_time + time.perf_counter() - t0
-        self.timings.add_estimate(latency, r.inference_time, critical, outcome.ready_lag_s or 0)
+        self.timings.add_estimate(latency, r, critical, outcome)
         self.health.count("windows_published")
         if self.first_estimate_delay is None and self._activated_at is not None:
             self.first_estimate_delay = time.monotonic() - self._activated_at
