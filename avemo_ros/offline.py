@@ -125,7 +125,7 @@ class StreamEvaluation:
                  hop_s: float = 0.5, grace_s: float = 1.0, audio_kind: str = "AudioStamped",
                  audio_format: ByteFormat = ByteFormat("auto"), segments: Sequence[Any] = (),
                  min_truth_share: float = 0.5, max_image_pixels: int = DEFAULT_MAX_PIXELS,
-                 min_video_frames: int = 10, clock_offset_tolerance_s: float = 1.0,
+                 min_video_frames: int = 0, clock_offset_tolerance_s: float = 1.0,
                  log_throttle_s: float = 5.0):
         self.stats, self.source = stats, source
         self._segments, self._min_truth_share = segments, min_truth_share
@@ -205,7 +205,7 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                  grace_s: float = 1.0,
                  camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
                  legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
-                 min_truth_share: float = 0.5, min_video_frames: int = 10,
+                 min_truth_share: float = 0.5, min_video_frames: int = 0,
                  source: Optional[str] = None) -> tuple[list[WindowRecord], BagStats]:
     """Every window of one bag -> WindowRecords (truth from the bag), plus statistics.
 

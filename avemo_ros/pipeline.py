@@ -44,13 +44,14 @@ class PipelineConfig:
 
     ``max_waiting_windows``: complete windows allowed to wait for compute; beyond it the
     oldest is dropped (live). None never drops (offline). ``min_video_frames``: distinct
-    frames a window needs for a video modality. ``clock_offset_tolerance_s``: how far the
+    frames a window needs for a video modality (0: half the model's frames per window,
+    never more than those). ``clock_offset_tolerance_s``: how far the
     two streams' stamps may disagree (each against its arrival time) before it is reported.
     """
 
     hop_s: float = 1.0
     grace_s: float = 1.0
-    min_video_frames: int = 10
+    min_video_frames: int = 0
     clock_offset_tolerance_s: float = 1.0
     max_waiting_windows: Optional[int] = None
 
@@ -130,6 +131,8 @@ class StreamingPipeline:
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=config.hop_s,
                                    n_frames=m.video.n_frames, grace_s=config.grace_s)
         self._clock = ClockOffsetCheck(config.clock_offset_tolerance_s)
+        n = m.video.n_frames
+        self.min_video_frames = min(config.min_video_frames or max(1, n // 2), n)
         self._to_prepare: deque[FrameSlot] = deque()
         self._video_ahead: deque[VideoWindow] = deque()
         self._video_done: dict[int, tuple[tuple[int, ...], VideoBranch]] = {}
@@ -186,10 +189,10 @@ class StreamingPipeline:
 
     def _window_ready(self, window: Window) -> None:
         end = f"window ending {window.end_ns / NS:.3f} s"
-        if window.has_video and window.distinct_frames < self.config.min_video_frames:
+        if window.has_video and window.distinct_frames < self.min_video_frames:
             self.problems.report(Problem.VIDEO_TOO_FEW_FRAMES, (
                 f"{end}: {window.distinct_frames} distinct frame(s), min_video_frames is "
-                f"{self.config.min_video_frames}: no video modality"))
+                f"{self.min_video_frames}: no video modality"))
             window.frames, window.frame_stamps_ns = [], []
         if window.audio is None and not window.has_video:
             self.problems.report(Problem.WINDOWS_SKIPPED, f"{end}: no usable audio and no "
@@ -272,7 +275,7 @@ class StreamingPipeline:
 
     def _compute_video_ahead(self, vw: VideoWindow) -> None:
         if vw.end_ns < self.buffer.next_window_end_ns or \
-                len(set(vw.frame_stamps_ns)) < self.config.min_video_frames:
+                len(set(vw.frame_stamps_ns)) < self.min_video_frames:
             return  # its window is out already (it computes its own video) or has none
         try:
             self._video_done[vw.end_ns] = (tuple(vw.frame_stamps_ns),

@@ -326,3 +326,12 @@ def test_a_full_inbox_drops_the_oldest_input_counted():
         worker.submit(e)
     assert health.snapshot()["inputs_dropped"] == 30 - 10
     assert "audio" not in " ".join(lines) and any("camera frame dropped" in x for x in lines)
+
+
+def test_min_video_frames_defaults_to_half_the_models_frames_and_never_exceeds_them():
+    est = FakeEstimator()
+    log = ProblemLog(Health(), lambda *a: None)
+    assert StreamingPipeline(est, log, PipelineConfig()).min_video_frames == 10
+    est.manifest.video.n_frames = 8
+    assert StreamingPipeline(est, log, PipelineConfig()).min_video_frames == 4
+    assert StreamingPipeline(est, log, PipelineConfig(min_video_frames=12)).min_video_frames == 8

@@ -103,7 +103,7 @@ def _pad_to_window(media: MediaClip, window_s: float) -> MediaClip:
 
 
 def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
-                 hop_s: float, pad_short: bool = True, min_video_frames: int = 10
+                 hop_s: float, pad_short: bool = True, min_video_frames: int = 0
                  ) -> ClipWindows:
     """Decode one clip and compute the features of each of its windows.
 

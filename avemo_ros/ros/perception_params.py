@@ -23,9 +23,9 @@ PARAMS = (
               range=(0.1, 10.0)),
     ParamSpec("grace_s", 1.0, "How long past a window's end to wait for a late modality before "
               "estimating without it, seconds.", range=(0.0, 5.0)),
-    ParamSpec("min_video_frames", 10, "Distinct camera frames a window needs for a video "
-              "modality (of the model's frames per window, 20 for the demo bundle).",
-              range=(1, 1000)),
+    ParamSpec("min_video_frames", 0, "Distinct camera frames a window needs for a video "
+              "modality; 0: half the model's frames per window (10 of the demo bundle's 20).",
+              range=(0, 1000)),
     ParamSpec("clock_offset_tolerance_s", 1.0, "Camera and microphone stamps may disagree "
               "(each against its arrival time) by this much before clock_offset is reported, "
               "seconds.", range=(0.01, 60.0)),
