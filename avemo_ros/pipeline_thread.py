@@ -95,17 +95,22 @@ class PipelineThread:
                                           key=lambda e: e.received_s or 0.0))
                 self._frames.clear()
                 self._chunks.clear()
-            try:
-                for event in events:
-                    pipeline.push(event)
-                if not events:
-                    pipeline.poll(time.monotonic())
-                for outcome in pipeline.step():
-                    self._on_outcome(outcome)
-                self.gauges = {"frames_unused": pipeline.buffer.frames_unused,
-                               "frames_held": pipeline.buffer.frames_held,
-                               "frames_prepared": pipeline.frames_prepared,
-                               "face_detection_s": f"{pipeline.face_detection_s:.3f}"}
-            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
-                pipeline.problems.report(Problem.INFERENCE_ERRORS,
-                                         f"worker: {type(exc).__name__}: {exc}")
+            for event in events:
+                self._guarded(pipeline.push, event)
+            if not events:
+                self._guarded(pipeline.poll, time.monotonic())
+            for outcome in self._guarded(pipeline.step) or ():
+                self._guarded(self._on_outcome, outcome)
+            self.gauges = {"frames_unused": pipeline.buffer.frames_unused,
+                           "frames_held": pipeline.buffer.frames_held,
+                           "frames_prepared": pipeline.frames_prepared,
+                           "face_detection_s": f"{pipeline.face_detection_s:.3f}"}
+
+    def _guarded(self, fn, *args):
+        """``fn(*args)``; an exception is counted and logged, and the worker goes on."""
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            self.pipeline.problems.report(Problem.INFERENCE_ERRORS,
+                                          f"worker: {type(exc).__name__}: {exc}")
+            return None

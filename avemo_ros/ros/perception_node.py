@@ -58,8 +58,9 @@ class PerceptionNode(LifecycleNode):
         self._config_error: Optional[str] = None
         self._last_diag_counts: dict[str, int] = {}
         self._activated_at: Optional[float] = None
-        self.first_estimate_delay: Optional[float] = None
-        self._camera_frame = ""  # frame ids and the camera's last stamp: executor thread
+        self.first_estimate_delay: Optional[float] = None  # set by the worker, read by diag
+        # written by the executor thread only (the worker reads the frame id when publishing)
+        self._camera_frame = ""
         self._last_camera_ns: Optional[int] = None
         self.context.on_shutdown(self._stop_worker)
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value,
