@@ -162,6 +162,9 @@ class StreamEvaluation:
     def microphone(self, msg: Any, log_time_ns: int) -> None:
         """One audio_common_msgs message."""
         self.stats.audio_chunks += 1
+        if self.audio.kind == "AudioData":  # counted as the node counts it
+            self.problems.report(Problem.AUDIO_WITHOUT_HEADER, "AudioData has no header: chunks "
+                                 "are stamped by log time")
         try:
             chunk = self.audio.read(msg, log_time_ns)
         except (ConversionError, AttributeError, TypeError) as exc:
