@@ -2,7 +2,7 @@
 
 Each bag's camera and microphone messages are read in log-time order and become the same
 events as in ``perception_node`` (:func:`~avemo_ros.stream_events.camera_frame`,
-:class:`~avemo_ros.audio_stream.AudioMessageReader`), which drive the same
+:class:`~avemo_ros.stream_events.AudioMessageReader`), which drive the same
 :class:`~avemo_ros.pipeline.StreamingPipeline`, without real time (no arrival times: the
 in-order rule; no window ever dropped) and so deterministically: the same bags and model
 give the same records and counters on every run (only measured compute times differ).
@@ -29,14 +29,14 @@ from .bags import (
     read_ground_truth,
     truth_for_window,
 )
-from .audio_stream import AudioMessageReader, ByteFormat
+from .audio_stream import ByteFormat
 from .conversions import DEFAULT_MAX_PIXELS, ConversionError
 from .estimator import EmotionEstimator
 from .evaluation import WindowRecord
 from .health import Health
 from .input_problems import Problem, ProblemLog, problem_of
 from .pipeline import ESTIMATED, PipelineConfig, StreamingPipeline, WindowOutcome
-from .stream_events import camera_frame, microphone_chunk
+from .stream_events import AudioMessageReader, camera_frame, microphone_chunk
 from .window import NS
 
 _LOG = logging.getLogger(__name__)

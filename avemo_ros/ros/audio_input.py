@@ -14,7 +14,7 @@ which matches reliable and best-effort publishers alike), reads the layout from
 ``audio_info`` when the driver publishes it (parameters are the fallback; a disagreement
 is reported), decodes MP3, maps a foreign header clock onto the node clock, and hands
 :class:`~avemo_ros.audio_codec.AudioChunk` s on. Every problem goes to ``warn(Problem, text)``.
-The bytes are read by the core :class:`~avemo_ros.audio_stream.AudioMessageReader`, the
+The bytes are read by the core :class:`~avemo_ros.stream_events.AudioMessageReader`, the
 same one offline evaluation uses.
 """
 from __future__ import annotations
@@ -27,9 +27,10 @@ from typing import Any, Callable, Optional
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..audio_codec import AUDIO_MSG_TYPES, AudioChunk
-from ..audio_stream import AudioMessageReader, ByteFormat, ClockMapper
+from ..audio_stream import ByteFormat, ClockMapper
 from ..conversions import ConversionError
 from ..input_problems import Problem, problem_of
+from ..stream_events import AudioMessageReader
 from .compat import SubscriptionEventCallbacks
 
 #: audio_msg_type -> the audio_common_msgs flavour that defines it
