@@ -201,11 +201,11 @@ class _MaxPool(nn.Module):
 class _BatchNorm(nn.BatchNorm2d):
     """BatchNormalization over channels (Keras axis -1 of NHWC)."""
 
-    def __init__(self, spec: dict, channels: int):
+    def __init__(self, spec: dict, channels: int, momentum: float | None = None):
         if spec.get("axis", -1) not in (-1, 3):
             raise KerasImportError(f"layer {spec['name']}: BatchNorm axis {spec['axis']}")
-        super().__init__(channels, eps=float(spec["epsilon"]),
-                         momentum=1.0 - float(spec["momentum"]))
+        super().__init__(channels, eps=float(spec["epsilon"]), momentum=(
+            1.0 - float(spec["momentum"]) if momentum is None else momentum))
 
     def load(self, w: dict[str, np.ndarray], name: str) -> None:
         """gamma, beta (absent when Keras had scale / center off), moving statistics."""
@@ -245,10 +245,11 @@ class KerasGraph(nn.Module):
     """A Keras functional graph (a layer table) in PyTorch, NCHW, up to ``output``.
 
     One input layer; ``forward`` returns the output of layer ``output`` (default: the
-    table's last layer).
+    table's last layer). ``bn_momentum`` (PyTorch's sense) overrides the config's.
     """
 
-    def __init__(self, table: list[dict], output: str | None = None):
+    def __init__(self, table: list[dict], output: str | None = None,
+                 bn_momentum: float | None = None):
         super().__init__()
         inputs = [s for s in table if s["class"] == "InputLayer"]
         if len(inputs) != 1:
@@ -272,7 +273,7 @@ class KerasGraph(nn.Module):
                 layer = _Conv(spec, cin)
                 channels[name] = layer.out_channels
             elif cls == "BatchNormalization":
-                layer, channels[name] = _BatchNorm(spec, cin), cin
+                layer, channels[name] = _BatchNorm(spec, cin, bn_momentum), cin
             elif cls == "MaxPooling2D":
                 layer, channels[name] = _MaxPool(spec), cin
             else:
@@ -335,7 +336,10 @@ class FerMiniXception(_Network):
 
     ``weights``: the fer HDF5 (its layer table and weights); None builds the checked-in
     table with random weights. With ``n_classes`` other than 7 the classifier Conv2D is
-    new (random) and the rest keeps the loaded weights, for fine-tuning.
+    new (random) and the rest keeps the loaded weights, for fine-tuning. BatchNorm
+    momentum matters in training only: with weights, the config's (Keras 0.99, PyTorch
+    0.01), so fine-tuning moves the FER2013 statistics as Keras would; without, PyTorch's
+    0.1, like the other networks trained from scratch; ``bn_momentum`` overrides both.
     """
 
     architecture = "fer2013_mini_xception"
@@ -344,7 +348,7 @@ class FerMiniXception(_Network):
 
     def __init__(self, n_classes: int = len(FER_LABELS),
                  input_shape: tuple[int, int, int] | None = None,
-                 weights: str | Path | None = None):
+                 weights: str | Path | None = None, bn_momentum: float | None = None):
         super().__init__()
         self.input_shape = tuple(input_shape or type(self).input_shape)
         n, h, w = self.input_shape
@@ -354,7 +358,9 @@ class FerMiniXception(_Network):
         table, keras_weights = (read_keras_hdf5(weights) if weights is not None
                                 else (load_layer_table(), None))
         head, trunk_out = _split_head(table)
-        self.trunk = KerasGraph(table, output=trunk_out)
+        if bn_momentum is None and weights is None:
+            bn_momentum = 0.1
+        self.trunk = KerasGraph(table, output=trunk_out, bn_momentum=bn_momentum)
         if self.trunk.in_channels != 1:
             raise KerasImportError(f"input has {self.trunk.in_channels} channels; grey is 1")
         self.keras_classes = int(head["filters"])
