@@ -78,8 +78,10 @@ def layer_table(model_config: dict) -> list[dict]:
 def read_keras_hdf5(path: str | Path) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
     """(layer table, weights) of a Keras HDF5 model file; weights by layer name, then by
     Keras weight name (``kernel``, ``depthwise_kernel``, ``gamma``, ...)."""
-    import h5py  # training-only dependency
-
+    try:
+        import h5py  # training-only dependency
+    except ImportError:
+        raise ImportError("reading a Keras HDF5 needs h5py: pip install h5py") from None
     with h5py.File(str(path), "r") as f:
         table = layer_table(json.loads(_text(f.attrs["model_config"])))
         group = f["model_weights"] if "model_weights" in f else f
