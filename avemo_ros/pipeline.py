@@ -129,7 +129,8 @@ class StreamingPipeline:
         m = estimator.manifest
         self.estimator, self.problems, self.config = estimator, problems, config
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=config.hop_s,
-                                   n_frames=m.video.n_frames, grace_s=config.grace_s)
+                                   n_frames=m.video.n_frames, grace_s=config.grace_s,
+                                   sample_rate=getattr(m.audio, "sample_rate", None))
         self._clock = ClockOffsetCheck(config.clock_offset_tolerance_s)
         n = m.video.n_frames
         self.min_video_frames = min(config.min_video_frames or max(1, n // 2), n)

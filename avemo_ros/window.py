@@ -30,6 +30,7 @@ import numpy as np
 
 from .face_frames import select_frames, select_times
 from .input_problems import Problem
+from .stream_resample import StreamResampler
 
 NS = 1_000_000_000
 #: Audio chunks starting this much before the audio received so far are late (1 ms).
@@ -72,7 +73,8 @@ class WindowBuffer:
     """Buffers both modalities and emits complete windows in stamp order."""
 
     def __init__(self, window_s: float = 3.0, hop_s: float = 1.0, n_frames: int = 20,
-                 grace_s: float = 0.5, gap_s: float = 0.5, min_audio_coverage: float = 0.8):
+                 grace_s: float = 0.5, gap_s: float = 0.5, min_audio_coverage: float = 0.8,
+                 sample_rate: Optional[int] = None):
         if window_s <= 0 or hop_s <= 0:
             raise ValueError("window_s and hop_s must be positive")
         self.window_ns = int(round(window_s * NS))
@@ -82,13 +84,18 @@ class WindowBuffer:
         self.gap_ns = int(round(gap_s * NS))
         self.n_frames = n_frames
         self.min_audio_coverage = min_audio_coverage
+        self.sample_rate = sample_rate  # windows' audio rate: chunks resampled once on arrival
         self.frames_unused = 0  # frames dropped on arrival because no window selects them
         self.reset()
 
     def reset(self) -> None:
         """Forget everything (e.g. after time jumped backwards)."""
-        self._chunks: deque[tuple[int, np.ndarray]] = deque()
-        self._rate = 0
+        self._chunks: deque[tuple[int, np.ndarray]] = deque()  # (stamp, mono at _store_rate)
+        self._rate = 0  # the microphone's rate
+        self._store_rate = 0  # the rate chunks are kept at (sample_rate, else the mic's)
+        self._stamps: deque[int] = deque(maxlen=256)  # recent chunk stamps (duplicates)
+        self._resampler: Optional[StreamResampler] = None
+        self._run_start_ns = 0  # stamp of the resampler's first sample
         self._audio_end_ns: Optional[int] = None
         self._frames: deque[tuple[int, Any]] = deque()  # frames some window may select
         self._pending: Optional[tuple[int, Any]] = None  # newest frame, not yet decided
@@ -132,16 +139,35 @@ class WindowBuffer:
             elif stamp_ns > self._audio_end_ns + self.gap_ns:
                 event = Problem.STREAM_GAPS
             elif stamp_ns < self._audio_end_ns - LATE_AUDIO_NS:
-                if any(s == stamp_ns for s, _ in self._chunks):
+                if stamp_ns in self._stamps:
                     return Problem.AUDIO_DUPLICATE
                 event = Problem.AUDIO_LATE
         elif self._next_end_ns is not None and stamp_ns + self.gap_ns < self._oldest_needed_ns():
             return Problem.STALE_DROPPED
         self._start_grid(stamp_ns)
-        self._chunks.append((stamp_ns, mono))
+        self._stamps.append(stamp_ns)
+        self._chunks.append(self._stored(stamp_ns, mono, sample_rate, event is None))
         end = stamp_ns + int(round(mono.size * NS / sample_rate))
         self._audio_end_ns = end if self._audio_end_ns is None else max(self._audio_end_ns, end)
         return event
+
+    def _stored(self, stamp_ns: int, mono: np.ndarray, rate: int, in_order: bool
+                ) -> tuple[int, np.ndarray]:
+        """(stamp, samples) of a chunk as kept: at ``sample_rate``, resampled once here, as
+        one continuous stream while chunks follow each other (within 2 ms)."""
+        target = self.sample_rate or rate
+        self._store_rate = target
+        if target == rate:
+            self._resampler = None
+            return stamp_ns, mono
+        r = self._resampler
+        expected = None if r is None else \
+            self._run_start_ns + r.samples_in * NS // r.rate_in
+        if r is None or r.rate_in != rate or not in_order or abs(stamp_ns - expected) > 2e6:
+            r = self._resampler = StreamResampler(rate, target)
+            self._run_start_ns = stamp_ns
+        k0, y = r.process(mono)
+        return self._run_start_ns + k0 * NS // target, y
 
     def add_frame(self, stamp_ns: int, payload: Any, arrival_s: Optional[float] = None
                   ) -> Optional[Problem]:
@@ -309,12 +335,13 @@ class WindowBuffer:
 
     def _assemble(self, start: int, end: int) -> Window:
         audio, coverage = None, 0.0
-        if self._rate and self._chunks:
-            n = int(round((end - start) * self._rate / NS))
+        rate = self._store_rate
+        if rate and self._chunks:
+            n = int(round((end - start) * rate / NS))
             buf = np.zeros(n, dtype=np.float32)
             covered = np.zeros(n, dtype=bool)
             for stamp, x in self._chunks:
-                off = int(round((stamp - start) * self._rate / NS))
+                off = int(round((stamp - start) * rate / NS))
                 a, b = max(0, off), min(n, off + x.size)
                 if a < b:
                     buf[a:b] = x[a - off:b - off]
@@ -323,7 +350,7 @@ class WindowBuffer:
             if coverage >= self.min_audio_coverage:
                 audio = buf
         frames, frame_stamps = self._select(start, end)
-        return Window(start_ns=start, end_ns=end, audio=audio, sample_rate=self._rate,
+        return Window(start_ns=start, end_ns=end, audio=audio, sample_rate=rate,
                       audio_coverage=coverage, frames=frames, frame_stamps_ns=frame_stamps)
 
     def _select(self, start: int, end: int) -> tuple[list[Any], list[int]]:
@@ -344,7 +371,7 @@ class WindowBuffer:
         self._selected_new = [f for f in self._selected_new if f[0] >= keep_from]
         while self._chunks:
             stamp, x = self._chunks[0]
-            if stamp + int(x.size * NS / max(self._rate, 1)) < keep_from:
+            if stamp + int(x.size * NS / max(self._store_rate, 1)) < keep_from:
                 self._chunks.popleft()
             else:
                 break

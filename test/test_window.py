@@ -227,3 +227,22 @@ def test_grace_caps_the_wait_for_a_silent_modality():
     assert buf.pop_ready(now_s=10.3) == []
     ws = buf.pop_ready(now_s=10.6)
     assert [w.end_ns for w in ws] == [3 * NS] and ws[0].audio is None and ws[0].has_video
+
+
+def test_audio_is_resampled_once_per_chunk_as_the_whole_stream_would_be():
+    from scipy.signal import resample_poly
+
+    rate, chunk = 48000, 1536
+    x = np.random.default_rng(1).standard_normal(6 * rate).astype(np.float32)
+    buf = WindowBuffer(window_s=3.0, hop_s=1.0, sample_rate=16000)
+    ws = []
+    for a in range(0, x.size, chunk):
+        buf.add_audio(a * NS // rate, x[a:a + chunk], rate)
+        ws += buf.pop_ready()
+    ws += buf.flush()
+    whole = resample_poly(x, 1, 3).astype(np.float32)
+    assert [w.end_ns / NS for w in ws] == [3.0, 4.0, 5.0, 6.0]
+    for w in ws[:-1]:  # the last window ends at the stream's end (no future to correct it)
+        start = w.start_ns * 16000 // NS
+        assert w.sample_rate == 16000 and w.audio.size == 3 * 16000
+        np.testing.assert_allclose(w.audio, whole[start:start + 3 * 16000], atol=1e-5)
