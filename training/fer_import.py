@@ -30,7 +30,6 @@ from avemo_ros.backends import OnnxRuntimeBackend
 from avemo_ros.estimator import VIDEO_INPUT
 from avemo_ros.face_frames import FaceDetector, VideoFeatureConfig, crop_face, to_grey
 from avemo_ros.manifest import FEATURES, LOGITS, ModelSpec, TensorSpec, sha256_file
-
 from avemo_ros.tools.fetch_weights import SOURCES, WeightsError, fetch, weight_file
 
 from .export import export_onnx
