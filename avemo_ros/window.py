@@ -266,15 +266,18 @@ class WindowBuffer:
         cands = [v for v in (self._audio_end_ns, self._last_frame_ns()) if v is not None]
         return max(cands) if cands else None
 
-    def _video_covers(self, start: int, end: int) -> bool:
+    def _video_covers(self, start: int, end: int, interval_ns: int = 0) -> bool:
         """Whether the frames a window selects are all known: a frame at or after its last
-        sample time has arrived (later frames up to the end cannot change the selection)."""
+        sample time has arrived (later frames up to the end cannot change the selection).
+        ``interval_ns`` > 0: also when the next frame, that much after the newest, would be
+        farther from that time than the newest (likely final)."""
         last = self._last_frame_ns()
         if last is None:
             return False
         if last >= end or self.n_frames <= 0:
             return last >= end
-        return last / NS >= select_times(start / NS, end / NS, self.n_frames)[-1]
+        target = select_times(start / NS, end / NS, self.n_frames)[-1]
+        return last / NS >= target or (interval_ns > 0 and (last + interval_ns / 2) / NS > target)
 
     def _waiting_for(self, modality: str, covered: bool, end: int, latest: int,
                      now_s: Optional[float]) -> bool:
@@ -306,16 +309,23 @@ class WindowBuffer:
         return out
 
     def pop_video_ready(self) -> list[VideoWindow]:
-        """Windows still to come whose frame selection is final already (a frame at or
-        after their last sample time has arrived), each once, oldest first; windows
-        without frames are left out. Their video can be computed before their audio ends.
+        """Windows still to come whose frame selection is final already, or will be unless
+        the camera's next frame comes early, each once, oldest first; windows without
+        frames are left out. Their video can be computed before their audio ends (check
+        the final window's ``frame_stamps_ns`` against the ones used).
+
+        Final: a frame at or after the window's last sample time has arrived. Likely
+        final: the newest frame is nearer to that time than the next one will be, the
+        camera keeping its last frame interval.
         """
         out: list[VideoWindow] = []
         last = self._last_frame_ns()
         if self._next_end_ns is None or last is None:
             return out
+        interval = 0 if self._before_pending_ns is None else last - self._before_pending_ns
         end = max(self._next_end_ns, self._video_next_end_ns or self._next_end_ns)
-        while end - self.window_ns <= last and self._video_covers(end - self.window_ns, end):
+        while end - self.window_ns <= last and self._video_covers(end - self.window_ns, end,
+                                                                    interval):
             frames, stamps = self._select(end - self.window_ns, end)
             if frames:
                 out.append(VideoWindow(end - self.window_ns, end, frames, stamps))

@@ -97,7 +97,25 @@ def test_video_is_final_before_the_window_ends():
     assert buf.pop_video_ready() == []
     assert len(early[0].frames) == 20 and buf.pop_ready() == []  # no audio yet: not complete
     ws = feed(buf, 3.0, 4.5, video=False)
-    assert not ws or ws[0].frame_stamps_ns == early[0].frame_stamps_ns
+    assert ws and ws[0].frame_stamps_ns == early[0].frame_stamps_ns
+
+
+def test_a_steady_camera_makes_the_selection_known_a_frame_early_and_right():
+    """Window [1, 4] samples last at 3.975 s: the frame at 4.0 s, which proves the 3.967 s
+    frame nearest, comes with the window's end; at 30 fps the 3.967 s frame is already
+    known to be nearer than the next will be, and the final window selects the same."""
+    buf = WindowBuffer(window_s=3.0, hop_s=0.5, n_frames=20)
+    early = {}
+    for i in range(int(4.5 * 30)):
+        buf.add_frame(i * NS // 30, i)
+        for w in buf.pop_video_ready():
+            early[w.end_ns] = (i * NS // 30, w.frame_stamps_ns)
+    at, stamps = early[4 * NS]
+    assert at < 4 * NS  # before the window ended
+    ws = feed(buf, 0.0, 4.5, video=False)
+    final = {w.end_ns: w.frame_stamps_ns for w in ws}
+    assert final[4 * NS] == stamps
+    assert all(final[e] == early[e][1] for e in final if e in early)
 
 
 def test_audio_gap_inside_a_window_lowers_coverage_and_drops_audio():
