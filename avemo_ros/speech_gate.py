@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from avemo_ros.audio_features import resample
+from avemo_ros.audio_features import resample, to_mono
 from avemo_ros.tools.fetch_weights import SOURCES, fetch_hint, sha256_of, weight_file
 
 #: The model's sample rate, chunk and context lengths (samples) at that rate.
@@ -199,11 +199,10 @@ class SileroVad:
 
 def _to_vad_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mono float32 at 16 kHz: (n,) as is, (n, channels) averaged, other rates resampled."""
-    x = np.asarray(audio, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if x.ndim != 1:
-        raise SpeechGateError(f"expected mono (n,) or (n, channels) audio, got {x.shape}")
+    try:
+        x = to_mono(audio)  # what the audio features do first, too
+    except ValueError as e:
+        raise SpeechGateError(f"expected mono (n,) or (n, channels) audio: {e}") from None
     if not np.all(np.isfinite(x)):
         raise SpeechGateError("audio holds NaN or infinite samples")
     return resample(x, int(sample_rate), VAD_RATE) if int(sample_rate) != VAD_RATE else x

@@ -23,7 +23,7 @@ MODEL = default_model_path()
 needs_weights = pytest.mark.skipif(
     not MODEL.is_file(),
     reason=f"Silero VAD weights absent at {MODEL}: run "
-           "`python -m avemo_ros.tools.fetch_weights silero-vad` (scripts/setup.sh does)")
+           "`python -m avemo_ros.tools.fetch_weights silero-vad`")
 _NO_ESPEAK = espeak_unavailable()
 
 
