@@ -102,15 +102,15 @@ class SpeechDecision:
 
 
 def _load_session(path: Path, threads: int, verify_sha256: bool):
-    hint = fetch_hint(_SOURCE)
     if not path.is_file():
-        raise SpeechGateError(f"Silero VAD model not found at {path}: run {hint}")
+        raise SpeechGateError(f"Silero VAD model not found at {path}: run {fetch_hint(_SOURCE)}")
+    hint = fetch_hint(_SOURCE, "--force")
     if verify_sha256:
         digest = sha256_of(path)
         if digest != MODEL_SHA256:
             raise SpeechGateError(
                 f"Silero VAD model {path} is corrupt or not the pinned one (SHA-256 "
-                f"{digest[:12]}..., expected {MODEL_SHA256[:12]}...): run {hint} --force")
+                f"{digest[:12]}..., expected {MODEL_SHA256[:12]}...): run {hint}")
     import onnxruntime as ort  # only where the gate is used
 
     opts = ort.SessionOptions()
@@ -122,10 +122,11 @@ def _load_session(path: Path, threads: int, verify_sha256: bool):
         session = ort.InferenceSession(str(path), sess_options=opts,
                                        providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own exception types for a broken file
-        raise SpeechGateError(f"Silero VAD model {path} does not load ({e}): run "
-                              f"{hint} --force") from e
+        raise SpeechGateError(f"Silero VAD model {path} does not load ({e}): run {hint}") from e
     names = {i.name for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
+    if set(outputs) == {"output", "stateN"}:
+        outputs = ["output", "stateN"]  # probability first, then the next state
     if names != {"input", "state", "sr"} or len(outputs) != 2:
         raise SpeechGateError(f"{path} is not a Silero VAD v5/v6 model (inputs {sorted(names)}, "
                               f"outputs {outputs}; expected input, state, sr -> output, stateN)")

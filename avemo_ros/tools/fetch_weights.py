@@ -94,9 +94,10 @@ def weight_file(name: str, member: str, root: "str | os.PathLike | None" = None)
     return weights_root(root) / source.name / source.dest_name(member)
 
 
-def fetch_hint(name: str) -> str:
-    """The command that fetches source ``name``, for error messages."""
-    return f"{FETCH_COMMAND} {name} (weights root: --dest DIR or ${ENV_VAR})"
+def fetch_hint(name: str, options: str = "") -> str:
+    """The command that fetches source ``name`` (with ``options``), for error messages."""
+    return f"`{FETCH_COMMAND} {name}{' ' + options if options else ''}` (weights root: " \
+        f"--dest DIR or ${ENV_VAR})"
 
 
 def sha256_of(path: Path) -> str:
