@@ -14,7 +14,8 @@ from avemo_ros.audio_features import resample
 from avemo_ros.media import read_media
 from avemo_ros.media_write import write_media
 from avemo_ros.speech_gate import (CHUNK, VAD_RATE, SileroVad, SpeechDecision, SpeechGate,
-                                   SpeechGateConfig, SpeechGateError, default_model_path)
+                                   SpeechGateConfig, SpeechGateError, SpeechTrack,
+                                   default_model_path)
 from bench.speech_gate import (RATE, WINDOW_S, chord_tones, espeak_say, espeak_unavailable,
                                fan_noise, in_window, silence)
 from training.synthetic import ravdess_name, render_clip
@@ -207,3 +208,26 @@ def test_unusable_audio_is_refused(gate):
         gate(np.zeros((2, 3, 4), np.float32), 16000)
     short = gate(np.zeros(300, np.float32), 16000)
     assert short.n_chunks == 0 and not short.speech_detected
+
+
+@needs_weights
+def test_a_speech_track_scores_the_stream_once_and_judges_windows_from_it(gate):
+    _, audio, rate = render_clip("sad", 20, size=(64, 64), fps=2.0, intensity=2)
+    speech = resample(audio[: int(WINDOW_S * rate)], rate, VAD_RATE)
+    quiet = resample(silence(np.random.default_rng(1), WINDOW_S + 1.0), RATE, VAD_RATE)
+    stream = np.concatenate([speech, quiet])  # 3 s of speech, then 4 s of a quiet room
+    track = SpeechTrack(gate)
+    track.restart(100.0)
+    for i in range(0, stream.size, 1600):  # 0.1 s pieces, as a microphone delivers them
+        track.add(stream[i:i + 1600])
+    first = track.decide(100.0, 100.0 + WINDOW_S)
+    assert np.array_equal(first.probabilities, gate(speech, VAD_RATE).probabilities)
+    assert first.speech_detected and first.compute_s == 0.0 and track.compute_s > 0
+    assert not track.decide(103.5, 106.5).speech_detected
+    assert track.decide(100.01, 100.1).n_chunks == 2  # only chunks wholly inside: 1 and 2
+    assert track.decide(106.9, 110.0).n_chunks == 2  # up to the last chunk scored (6.976 s)
+    assert track.decide(107.0, 110.0).n_chunks == 0  # not scored yet
+    short = SpeechTrack(gate, keep_s=2.0)
+    short.add(stream)
+    assert short.decide(0.0, WINDOW_S).n_chunks == 0  # forgotten
+    assert short.decide(5.0, 7.0).n_chunks == int(2.0 * VAD_RATE) // CHUNK - 1
