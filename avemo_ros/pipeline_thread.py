@@ -48,8 +48,14 @@ class PipelineThread:
         #: (written by the worker only; readers get a consistent snapshot)
         self.gauges: dict[str, object] = {}
 
-    def start(self) -> None:
-        """Start the worker thread."""
+    def start(self, opencv_threads: Optional[int] = 1) -> None:
+        """Start the worker thread. ``opencv_threads``: OpenCV's thread pool for the
+        process (1: the worker does detection and crops itself; OpenCV's pool would wake
+        threads for every small image, at more CPU than it saves; None: leave it)."""
+        if opencv_threads is not None:
+            import cv2
+
+            cv2.setNumThreads(opencv_threads)
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name="perception_worker",
                                         daemon=True)
