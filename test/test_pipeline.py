@@ -293,7 +293,6 @@ def test_the_same_events_give_the_same_outcomes_twice():
 
 def test_the_worker_thread_computes_what_callbacks_only_submit():
     import threading
-    import time
 
     from avemo_ros.pipeline_thread import PipelineThread
 
