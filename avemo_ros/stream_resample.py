@@ -61,3 +61,32 @@ class StreamResampler:
         self._g = g + n
         self._prev, self._prev_k0 = y, k0
         return k0, y
+
+
+class RateConverter:
+    """Chunks of one microphone -> chunks at ``rate`` (None: kept at theirs), resampled
+    once each, as one continuous stream while they follow each other (within 2 ms)."""
+
+    def __init__(self, rate: Optional[int] = None):
+        self.rate = rate
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream (a restart)."""
+        self._resampler: Optional[StreamResampler] = None
+        self._start_ns = 0  # stamp of the resampler's first sample
+
+    def convert(self, stamp_ns: int, mono: np.ndarray, rate: int, in_order: bool
+                ) -> tuple[int, np.ndarray, int]:
+        """(stamp, samples, their rate) of one chunk; ``in_order``: it follows the last."""
+        target = self.rate or rate
+        if target == rate:
+            self._resampler = None
+            return stamp_ns, mono, rate
+        r = self._resampler
+        if r is None or r.rate_in != rate or not in_order or abs(
+                stamp_ns - (self._start_ns + r.samples_in * 1_000_000_000 // rate)) > 2_000_000:
+            r = self._resampler = StreamResampler(rate, target)
+            self._start_ns = stamp_ns
+        k0, y = r.process(mono)
+        return self._start_ns + k0 * 1_000_000_000 // target, y, target

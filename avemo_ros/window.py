@@ -3,8 +3,8 @@
 Windows are [end - W, end] with ends on a grid of hop H that starts at the first stamp
 seen. A window is handed out once every modality covers it: audio up to its end, video up
 to its last frame sample time (``select_times``; the frames after it cannot change which
-frames the window selects). A modality that does not
-is waited for while it is alive: with arrival times (live use), while its last message
+frames the window selects). A modality that does not is waited for while it is alive:
+with arrival times (live use), while its last message
 arrived less than ``grace_s`` ago and the other stream leads by less than one window; without
 them (offline, in-order feeding), until the newest stamp is ``grace_s`` past the end. A dead
 or late stream then simply misses that window. Waiting on arrival time matters when a node
@@ -30,7 +30,7 @@ import numpy as np
 
 from .face_frames import select_frames, select_times
 from .input_problems import Problem
-from .stream_resample import StreamResampler
+from .stream_resample import RateConverter
 
 NS = 1_000_000_000
 #: Audio chunks starting this much before the audio received so far are late (1 ms).
@@ -94,8 +94,7 @@ class WindowBuffer:
         self._rate = 0  # the microphone's rate
         self._store_rate = 0  # the rate chunks are kept at (sample_rate, else the mic's)
         self._stamps: deque[int] = deque(maxlen=256)  # recent chunk stamps (duplicates)
-        self._resampler: Optional[StreamResampler] = None
-        self._run_start_ns = 0  # stamp of the resampler's first sample
+        self._converter = RateConverter(self.sample_rate)  # to sample_rate, once per chunk
         self._audio_end_ns: Optional[int] = None
         self._frames: deque[tuple[int, Any]] = deque()  # frames some window may select
         self._pending: Optional[tuple[int, Any]] = None  # newest frame, not yet decided
@@ -146,28 +145,12 @@ class WindowBuffer:
             return Problem.STALE_DROPPED
         self._start_grid(stamp_ns)
         self._stamps.append(stamp_ns)
-        self._chunks.append(self._stored(stamp_ns, mono, sample_rate, event is None))
+        stored, kept, self._store_rate = self._converter.convert(stamp_ns, mono, sample_rate,
+                                                                 event is None)
+        self._chunks.append((stored, kept))
         end = stamp_ns + int(round(mono.size * NS / sample_rate))
         self._audio_end_ns = end if self._audio_end_ns is None else max(self._audio_end_ns, end)
         return event
-
-    def _stored(self, stamp_ns: int, mono: np.ndarray, rate: int, in_order: bool
-                ) -> tuple[int, np.ndarray]:
-        """(stamp, samples) of a chunk as kept: at ``sample_rate``, resampled once here, as
-        one continuous stream while chunks follow each other (within 2 ms)."""
-        target = self.sample_rate or rate
-        self._store_rate = target
-        if target == rate:
-            self._resampler = None
-            return stamp_ns, mono
-        r = self._resampler
-        expected = None if r is None else \
-            self._run_start_ns + r.samples_in * NS // r.rate_in
-        if r is None or r.rate_in != rate or not in_order or abs(stamp_ns - expected) > 2e6:
-            r = self._resampler = StreamResampler(rate, target)
-            self._run_start_ns = stamp_ns
-        k0, y = r.process(mono)
-        return self._run_start_ns + k0 * NS // target, y
 
     def add_frame(self, stamp_ns: int, payload: Any, arrival_s: Optional[float] = None
                   ) -> Optional[Problem]:
