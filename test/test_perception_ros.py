@@ -244,8 +244,12 @@ def test_audio_info_wins_over_parameters_and_compressed_images(ros):
     assert len(msgs) >= 3, out[-3000:]
     assert all(m.modalities == 3 and m.face_detected for m in msgs)
     labels = list(msgs[0].labels)
-    # The JPEG frames carry the face: every window's video branch sees "sad".
-    assert all(labels[int(np.argmax(m.video_probabilities))] == "sad" for m in msgs)
+    # The JPEG frames carry the face: every window's video branch sees sad's face, which the
+    # synthetic set gives to neutral too (by design only fusion tells them apart).
+    from training.synthetic import video_group
+
+    seen = [labels[int(np.argmax(m.video_probabilities))] for m in msgs]
+    assert {video_group(label) for label in seen} == {video_group("sad")}, seen
     # The S16 byte audio carries the voice: the first window (all speech) is "sad" fused.
     # Later windows reach the silence after the 4.5 s clip's utterance, which the demo
     # model (trained on single 3.6 s utterances) reads as neutral in audio.

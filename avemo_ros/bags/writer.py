@@ -12,6 +12,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ..audio_codec import chunk_to_audio_data_bytes
+from ..clip_stream import samples_to_ns
 from .msg_types import (AUDIO_DATA, AUDIO_DATA_STAMPED, AUDIO_INFO, AUDIO_STAMPED,
                         COMPRESSED_TYPE, FLAVOURS, IMAGE_TYPE, NS, STRING_TYPE, BagError,
                         typestore_for)
@@ -102,6 +103,11 @@ def _audio_msg(store, chunk: AudioStreamChunk, frame_id: str, flavour: str, head
         header=_header(store, chunk.stamp_ns, frame_id), audio=data)
 
 
+def _chunk_end_ns(chunk: AudioStreamChunk) -> int:
+    """When the chunk's last sample was captured: its stamp plus its duration."""
+    return chunk.stamp_ns + samples_to_ns(len(chunk.samples), chunk.sample_rate)
+
+
 def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioStreamChunk], *,
               truth: Sequence[TruthSegment] = (), storage: str = "mcap", image_kind: str = "raw",
               audio_flavour: str = "ros_drivers", camera_topic: str = "/camera/image_raw",
@@ -109,9 +115,10 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
               camera_frame_id: str = "camera", microphone_frame_id: str = "microphone",
               jpeg_quality: int = 90, headerless_audio: bool = False,
               write_truth: bool = True) -> dict[str, Any]:
-    """Write a rosbag2 bag with a camera topic and a microphone topic; log time = header stamp.
+    """Write a rosbag2 bag with a camera topic and a microphone topic, logged when a recorder
+    would have received them: a frame at its header stamp, an audio chunk at its end.
 
-    ``frames`` and ``audio`` must each be in stamp order (they are merged by stamp).
+    ``frames`` and ``audio`` must each be in stamp order.
     ``image_kind``: raw (rgb8 Image) or compressed (JPEG CompressedImage; the camera topic
     gets ``/compressed`` appended). ``audio_flavour``: ros_drivers (the released
     audio_common_msgs: AudioDataStamped S16LE plus one AudioInfo on ``audio_info_topic``;
@@ -138,9 +145,10 @@ def write_bag(path: Path | str, frames: Iterable[Frame], audio: Iterable[AudioSt
     counts = {"frames": 0, "audio_chunks": 0, "truth": 0}
     first = last = None
     audio_layout: Optional[tuple[int, int]] = None
-    # merge the two stamp-ordered streams; frames first on equal stamps
+    # merge the two streams by log time: a frame when it was taken, an audio chunk when its
+    # last sample was (as a recorder receives a microphone's chunks); frames first on ties
     events = heapq.merge(((f.stamp_ns, 0, i, f) for i, f in enumerate(frames)),
-                         ((a.stamp_ns, 1, i, a) for i, a in enumerate(audio)))
+                         ((_chunk_end_ns(a), 1, i, a) for i, a in enumerate(audio)))
     writer = Writer(out, version=9, storage_plugin=plugin)
     if write_truth and truth:
         writer.set_custom_data(TRUTH_KEY, segments_to_json(truth))

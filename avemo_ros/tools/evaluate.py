@@ -73,7 +73,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     for s in result.bags],
     }
     report = write_report(args.out, result.records, result.labels, extra=extra)
-    m = report["metrics"]
     lat = report["latency_s"]
     p50 = "n/a" if lat["p50"] is None else f"{lat['p50'] * 1e3:.0f} ms"
     print(f"{len(args.bags)} bag(s), {result.seconds_of_media:.1f} s of media in "
@@ -82,8 +81,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"windows {report['windows']} (scored {report['windows_scored']}, without estimate "
           f"{report['windows_without_estimate']}, without truth "
           f"{report['windows_without_truth']}); compute per window p50 {p50}")
-    print(f"accuracy {m['accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
-          f"-> {args.out}/report.json")
+    print(f"{report['summary']} -> {args.out}/report.json")
     return 0
 
 
