@@ -7,6 +7,8 @@ features with :class:`FeatureExtractor`. Everything an estimate found is in its 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -181,9 +183,13 @@ class EmotionEstimator:
     """Loads a model bundle and turns windows into EmotionResults."""
 
     def __init__(self, bundle_dir: Path | str, backend: str = "auto", threads: int = 0,
-                 manifest: Optional[Manifest] = None, cascade_path: Optional[str] = None):
+                 manifest: Optional[Manifest] = None, cascade_path: Optional[str] = None,
+                 min_face_px: int = 0):
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest or load_manifest(self.bundle_dir)
+        if min_face_px > 0:  # the camera's smallest face: how detection scales, not the crop
+            self.manifest = dataclasses.replace(self.manifest, video=dataclasses.replace(
+                self.manifest.video, min_face_camera_px=int(min_face_px)))
         self.labels = list(self.manifest.labels)
         self.model_id = self.manifest.model_id
         self.extractor = FeatureExtractor(self.manifest.audio, self.manifest.video,

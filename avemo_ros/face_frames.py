@@ -23,6 +23,12 @@ class VideoFeatureConfig:
     Crops are ``crop_height`` x ``crop_width`` (rows x columns), grey, taken around the
     detected face box enlarged by ``margin`` and widened/heightened to the crop's aspect
     ratio, then standardised per stack (zero mean, unit variance).
+
+    Detection: ``min_face_camera_px`` is the smallest face to find, in pixels of the
+    camera image; the image is scaled so that such a face measures ``min_face_px`` (the
+    cascade's smallest search window, 32) before the cascade runs, so a face of that size
+    is found at 640x480, 1280x720 and 1920x1080 alike (never upscaled). 0 is the rule of
+    bundles made before it existed: scale to ``detect_width`` pixels wide.
     """
 
     n_frames: int = 20
@@ -35,6 +41,7 @@ class VideoFeatureConfig:
     scale_factor: float = 1.1
     min_neighbors: int = 5
     min_face_px: int = 32
+    min_face_camera_px: int = 64
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -163,7 +170,7 @@ class FaceDetector:
     def detect(self, grey: np.ndarray) -> Optional[Box]:
         """Largest face in a grey uint8 image, in its pixel coordinates, or None."""
         h, w = grey.shape[:2]
-        scale = min(1.0, self.cfg.detect_width / float(w))
+        scale = detection_scale(w, self.cfg)
         small = grey if scale == 1.0 else cv2.resize(
             grey, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_AREA)
         faces = self._cascade.detectMultiScale(
@@ -173,6 +180,13 @@ class FaceDetector:
             return None
         x, y, bw, bh = max(faces, key=lambda f: f[2] * f[3])
         return (int(x / scale), int(y / scale), int(bw / scale), int(bh / scale))
+
+
+def detection_scale(width: int, cfg: VideoFeatureConfig) -> float:
+    """Factor by which an image ``width`` pixels wide is scaled for the cascade (<= 1)."""
+    if cfg.min_face_camera_px > 0:
+        return min(1.0, cfg.min_face_px / float(cfg.min_face_camera_px))
+    return min(1.0, cfg.detect_width / float(width))
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:

@@ -24,7 +24,8 @@ ROLES = ("audio", "video", "fusion")
 #: Output names every network has (logits, and the penultimate features fusion may use) and
 #: the fusion input pairs: defined once, in :mod:`avemo_ros.fusion_rule`.
 #: Manifest preprocessing fields added after format 1, with the value older bundles meant.
-_LATER_FIELDS = {"audio": {"kind": "spectrogram", "n_mels": 128, "n_mfcc": 40}, "video": {}}
+_LATER_FIELDS = {"audio": {"kind": "spectrogram", "n_mels": 128, "n_mfcc": 40},
+                 "video": {"min_face_camera_px": 0}}
 
 
 class BundleError(ValueError):

@@ -21,7 +21,8 @@ from training.synthetic import render_clip
 
 SIZE = (128, 96)  # small frames keep rendering, encoding and face detection fast
 FPS = 30.0
-AUDIO, VIDEO = AudioFeatureConfig(), VideoFeatureConfig()
+# the 128x96 test frames hold faces about 50 px tall: below the default 64 px minimum
+AUDIO, VIDEO = AudioFeatureConfig(), VideoFeatureConfig(min_face_camera_px=32)
 
 
 def _render(emotion: str, actor: int, seconds: float = 3.2, statement: int = 1):

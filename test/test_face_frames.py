@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from avemo_ros.face_frames import (FaceDetector, VideoFeatureConfig, build_face_stack, crop_face,
-                                   face_stack_from_frames, select_frames, select_times, to_grey)
+                                   detection_scale, face_stack_from_frames, select_frames,
+                                   select_times, to_grey)
 from training.synthetic import render_clip
 
 CFG = VideoFeatureConfig()
@@ -84,3 +85,42 @@ def test_extractor_caches_detections_by_stamp_until_reset(clip):
     # ... until the cache is reset, when the new image is looked at.
     ex.reset()
     assert ex.prepare_frame(1000, np.zeros_like(grey)) is None
+
+
+def _face_in_canvas(clip, width, height, face_px):
+    """A rendered face scaled to ``face_px`` tall on a grey ``width`` x ``height`` frame."""
+    import cv2
+
+    grey = to_grey(clip[0][10])
+    found = FaceDetector(VideoFeatureConfig(min_face_camera_px=0)).detect(grey)
+    k = face_px / found[3]
+    face = cv2.resize(grey, (round(grey.shape[1] * k), round(grey.shape[0] * k)),
+                      interpolation=cv2.INTER_AREA)
+    canvas = np.full((height, width), 110, np.uint8)
+    y, x = (height - face.shape[0]) // 3, (width - face.shape[1]) // 2
+    canvas[y:y + face.shape[0], x:x + face.shape[1]] = face
+    return canvas
+
+
+@pytest.mark.parametrize("width,height", [(640, 480), (1280, 720), (1920, 1080)])
+def test_a_face_of_the_minimum_size_is_found_at_any_resolution(clip, width, height):
+    """min_face_camera_px is in camera pixels: a 130 px face (a person a metre or two from
+    the camera) is found on VGA, HD and full-HD frames alike; the rule of older bundles
+    (scale to 320 px wide, 32 px minimum) loses it at full HD (and at HD it is on the edge)."""
+    canvas = _face_in_canvas(clip, width, height, face_px=130)
+    box = FaceDetector(VideoFeatureConfig(min_face_camera_px=64)).detect(canvas)
+    assert box is not None and 110 <= box[3] <= 160, box
+    legacy = FaceDetector(VideoFeatureConfig(min_face_camera_px=0)).detect(canvas)
+    if width == 1920:
+        assert legacy is None  # 130 px at 1920 wide is 22 px at 320: below the 32 px window
+    # a minimum above the face's size finds nothing
+    assert FaceDetector(VideoFeatureConfig(min_face_camera_px=260)).detect(canvas) is None
+
+
+def test_older_bundles_keep_their_detection_rule():
+    from avemo_ros.manifest import _LATER_FIELDS
+
+    assert _LATER_FIELDS["video"] == {"min_face_camera_px": 0}
+    assert detection_scale(1920, VideoFeatureConfig(min_face_camera_px=0)) == 320 / 1920
+    assert detection_scale(1920, VideoFeatureConfig()) == 0.5
+    assert detection_scale(200, VideoFeatureConfig(min_face_camera_px=16)) == 1.0  # no upscale

@@ -33,7 +33,7 @@ from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
 from .estimate_msg import estimate_message
 from .node_status import FRAMES_LOST_FIX, RollingTimes, log_to, node_status
 from .params import declare, values
-from .perception_params import PARAMS, pipeline_config
+from .perception_params import PARAMS, estimator_args, pipeline_config
 from .ros_logging import route_python_logging
 
 
@@ -76,9 +76,7 @@ class PerceptionNode(LifecycleNode):
             self._audio = AudioInput(self, self._cfg, self._on_audio_chunk, self.problems.report,
                                      self.problems.count, lambda: self._last_camera_ns)
             t0 = time.perf_counter()
-            self.estimator = EmotionEstimator(self._cfg["model_dir"], self._cfg["backend"],
-                                              self._cfg["threads"],
-                                              cascade_path=self._cfg["haar_cascade"] or None)
+            self.estimator = EmotionEstimator(**estimator_args(self._cfg))
             self.estimator.warmup(self._cfg["warmup_runs"])
             load_s = time.perf_counter() - t0
         except Exception as e:  # any failure to load must leave the node unconfigured

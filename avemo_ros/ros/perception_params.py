@@ -57,6 +57,10 @@ PARAMS = (
     ParamSpec("audio_clock", "auto", "auto: audio header stamps far (>10 s) from the node clock "
               "and the camera's are mapped onto the node clock by a fixed offset; header: "
               "trust them.", choices=CLOCK_CHOICES),
+    ParamSpec("min_face_px", 0, "Smallest face to find, in pixels of the camera image (face "
+              "height); detection scales the image so that such a face fills the cascade's "
+              "smallest window. 0: the bundle's setting (64 for bundles made now).",
+              range=(0, 4096)),
     ParamSpec("haar_cascade", "", "Haar cascade XML for face detection; empty: OpenCV's bundled "
               "one, else the opencv-data one under /usr/share/opencv4/haarcascades."),
     ParamSpec("warmup_runs", 2, "Inference runs at configure so the first estimate is not late.",
@@ -74,3 +78,9 @@ def pipeline_config(cfg: dict[str, Any], window_s: float) -> PipelineConfig:
                           min_video_frames=cfg["min_video_frames"],
                           clock_offset_tolerance_s=cfg["clock_offset_tolerance_s"],
                           max_waiting_windows=waiting)
+
+
+def estimator_args(cfg: dict[str, Any]) -> dict[str, Any]:
+    """EmotionEstimator keyword arguments from the node's parameter values."""
+    return {"bundle_dir": cfg["model_dir"], "backend": cfg["backend"], "threads": cfg["threads"],
+            "cascade_path": cfg["haar_cascade"] or None, "min_face_px": cfg["min_face_px"]}
