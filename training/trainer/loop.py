@@ -44,6 +44,16 @@ def _evaluate(model: nn.Module, inputs: Sequence[np.ndarray], labels: np.ndarray
     return stats[:-1].reshape(n_classes, n_classes), float(stats[-1] / max(len(labels), 1))
 
 
+def _better(row: dict, state, monitor: str) -> bool:
+    """Whether this epoch beats the best so far: a higher ``monitor``, or the same with a
+    lower validation loss (a small validation set reaches its best accuracy early and then
+    ties; the earliest of the ties is the least trained, least confident model)."""
+    if row[monitor] != state.best_score:
+        return row[monitor] > state.best_score
+    best = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
+    return best is not None and row["val_loss"] < best["val_loss"]
+
+
 def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray],
                      train_labels: np.ndarray, val_inputs: Sequence[np.ndarray],
                      val_labels: np.ndarray, n_classes: int, cfg: TrainConfig,
@@ -165,7 +175,7 @@ def train_classifier(model: nn.Module, train_inputs: Sequence[np.ndarray],
                "seconds": round(time.perf_counter() - t0, 3)}
         state.epoch = epoch
         state.history.append(row)
-        improved = row[cfg.monitor] > state.best_score
+        improved = _better(row, state, cfg.monitor)
         if improved:
             state.best_score, state.best_epoch = row[cfg.monitor], epoch
             state.best_val_accuracy = val_acc
