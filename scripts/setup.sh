@@ -219,6 +219,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 else
   log "Python dependencies up to date"
 fi
+# soundfile (librosa's reader) ships both a manylinux wheel with libsndfile inside and a
+# py3-none-any one that needs a system libsndfile; an index offering only the latter (or
+# uv taking it from the first index) leaves an `import soundfile` that raises OSError.
+# Checked on every run, so an existing venv is repaired too; pip prefers the bundled build.
+if "$VPY" -c 'import soundfile' >/dev/null 2>&1; then
+  :
+elif "$VPY" -m pip show soundfile >/dev/null 2>&1; then
+  log "soundfile cannot load libsndfile: reinstalling the wheel that bundles it"
+  "$VPY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+    --only-binary :all: "soundfile==$("$VPY" -m pip show soundfile | sed -n 's/^Version: //p')" \
+    >"$BUILD/pip-soundfile.log" 2>&1 \
+    && "$VPY" -c 'import soundfile' >/dev/null 2>&1 \
+    || log "soundfile still cannot load libsndfile (librosa cross-checks will skip): see $BUILD/pip-soundfile.log"
+fi
 
 # --- 4. the CMake path workaround for the PyPI wheels -----------------------------------
 # Their CMake export files hard-code the wheel build host's Python paths; CMake refuses to
