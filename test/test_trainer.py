@@ -272,15 +272,24 @@ def test_shards_cover_every_index_once_per_global_batch():
                                   np.sort(order[:8]))
 
 
+_GLOO_EXIT_ABORT = "terminate called without an active exception"
+
+
 def torchrun_selftest(out_dir, *args):
     """``torchrun --standalone --nproc_per_node 2 -m training.trainer --selftest out_dir``."""
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd + ["--standalone", "--nproc_per_node", "2", "-m", "training.trainer",
-                                 "--selftest", str(out_dir), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    argv = cmd + ["--standalone", "--nproc_per_node", "2", "-m", "training.trainer",
+                  "--selftest", str(out_dir), *args]
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and _GLOO_EXIT_ABORT in proc.stderr and "Traceback" not in proc.stderr:
+        # A rare (about 1 in 20 CI runs) abort of one rank in gloo's threads at interpreter exit,
+        # after the barrier and destroy_process_group: no Python error, training finished. Run
+        # the step again once; any other failure, or the same abort twice, fails the test.
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=120)
     clues = [ln for ln in proc.stderr.splitlines()
              if any(w in ln for w in ("Error", "terminate", "what()", "Exception", "rror:"))]
     assert proc.returncode == 0, "\n".join(clues[:40]) + "\n...\n" + proc.stderr[-2000:]
