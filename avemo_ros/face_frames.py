@@ -14,6 +14,9 @@ import numpy as np
 
 #: Face box (x, y, width, height) in pixels of the input image.
 Box = tuple[int, int, int, int]
+#: How a window's grey crops become the video network's input (VideoFeatureConfig).
+WINDOW_STANDARDISE, SCALE_PM1 = "window_standardise", "scale_pm1"
+NORMALISATIONS = (WINDOW_STANDARDISE, SCALE_PM1)
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,10 @@ class VideoFeatureConfig:
 
     Crops are ``crop_height`` x ``crop_width`` (rows x columns), grey, taken around the
     detected face box enlarged by ``margin`` and widened/heightened to the crop's aspect
-    ratio, then standardised per stack (zero mean, unit variance).
+    ratio, then normalised as ``normalisation`` says: ``"window_standardise"`` (every
+    bundle trained here: the window's stack to zero mean and unit variance) or
+    ``"scale_pm1"`` (each grey pixel ``x`` in 0..255 to ``(x / 255 - 0.5) * 2``, in
+    [-1, 1]: what the FER2013 mini-Xception was trained with).
 
     Detection: ``min_face_camera_px`` is the smallest face to find, in pixels of the
     camera image; the image is scaled so that such a face measures ``min_face_px`` (the
@@ -42,6 +48,12 @@ class VideoFeatureConfig:
     min_neighbors: int = 5
     min_face_px: int = 32
     min_face_camera_px: int = 64
+    normalisation: str = "window_standardise"
+
+    def __post_init__(self):
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"unknown face normalisation {self.normalisation!r}; known: "
+                             f"{', '.join(NORMALISATIONS)}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -220,7 +232,7 @@ def crop_face(grey: np.ndarray, box: Box, cfg: VideoFeatureConfig) -> np.ndarray
 
 def build_face_stack(greys: Sequence[np.ndarray], boxes: Sequence[Optional[Box]],
                      cfg: VideoFeatureConfig = VideoFeatureConfig()) -> FaceStack:
-    """Sampled grey frames + their detections -> the window's standardised face stack.
+    """Sampled grey frames + their detections -> the window's normalised face stack.
 
     Frames without a detection borrow the nearest sampled frame's box; with fewer than
     ``cfg.min_face_fraction`` of frames detected, the window has no video modality.
@@ -238,10 +250,21 @@ def build_face_stack(greys: Sequence[np.ndarray], boxes: Sequence[Optional[Box]]
     stack = np.stack(crops).astype(np.float32)
     if stack.shape[0] != cfg.n_frames:  # fewer sampled frames than slots: repeat evenly
         stack = stack[np.linspace(0, stack.shape[0] - 1, cfg.n_frames).round().astype(int)]
-    std = stack.std()
-    stack = (stack - stack.mean()) / (std if std > 1e-6 else 1.0)
+    stack = normalise_stack(stack, cfg.normalisation)
     median_box = tuple(int(v) for v in np.median(np.array([boxes[i] for i in found]), axis=0))
     return FaceStack(frames=stack, face_found=True, found_fraction=fraction, box=median_box)
+
+
+def normalise_stack(stack: np.ndarray, normalisation: str = WINDOW_STANDARDISE) -> np.ndarray:
+    """Grey crops (0..255, float32) as the video network takes them (see
+    :class:`VideoFeatureConfig`); float32."""
+    stack = np.asarray(stack, dtype=np.float32)
+    if normalisation == SCALE_PM1:
+        return stack * np.float32(2.0 / 255.0) - np.float32(1.0)
+    if normalisation != WINDOW_STANDARDISE:
+        raise ValueError(f"unknown face normalisation {normalisation!r}")
+    std = stack.std()
+    return (stack - stack.mean()) / (std if std > 1e-6 else 1.0)
 
 
 def face_stack_from_frames(frames_rgb: Sequence[np.ndarray], frame_times: Sequence[float],

@@ -3,6 +3,11 @@
 The runtime refuses a bundle whose manifest does not match its files (checksums), its
 own preprocessing (unknown or missing parameters, input shapes that the preprocessing
 would not produce) or itself (format version), naming the mismatch.
+
+A bundle holds one of :data:`ROLE_SETS`: audio, video and fusion networks, or a single
+modality's network (e.g. the FER2013 face network: video only). The preprocessing of a
+modality without a network may be left out of the manifest; the runtime then uses that
+config's defaults with the other modality's window length (the window grid).
 """
 from __future__ import annotations
 
@@ -21,11 +26,13 @@ MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 #: The networks a bundle holds, by role.
 ROLES = ("audio", "video", "fusion")
+#: The sets of networks a bundle may hold: all three, or one modality alone.
+ROLE_SETS = (frozenset(ROLES), frozenset({"video"}), frozenset({"audio"}))
 #: Output names every network has (logits, and the penultimate features fusion may use) and
 #: the fusion input pairs: defined once, in :mod:`avemo_ros.fusion_rule`.
 #: Manifest preprocessing fields added after format 1, with the value older bundles meant.
 _LATER_FIELDS = {"audio": {"kind": "spectrogram", "n_mels": 128, "n_mfcc": 40},
-                 "video": {"min_face_camera_px": 0}}
+                 "video": {"min_face_camera_px": 0, "normalisation": "window_standardise"}}
 
 
 class BundleError(ValueError):
@@ -80,15 +87,22 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     @property
+    def roles(self) -> frozenset:
+        """The networks the bundle holds."""
+        return frozenset(self.models)
+
+    @property
     def model_id(self) -> str:
         """name@version-<first 8 hex of the combined model checksums>."""
         h = hashlib.sha256("".join(self.models[r].sha256 for r in sorted(self.models)).encode())
         return f"{self.name}@{self.version}-{h.hexdigest()[:8]}"
 
     def to_dict(self) -> dict:
+        """JSON-ready; the preprocessing of a modality without a network is left out."""
+        pre = {k: cfg.to_dict() for k, cfg in (("audio", self.audio), ("video", self.video))
+               if k in self.models or not self.models}
         return {"format_version": self.format_version, "name": self.name, "version": self.version,
-                "labels": list(self.labels),
-                "preprocessing": {"audio": self.audio.to_dict(), "video": self.video.to_dict()},
+                "labels": list(self.labels), "preprocessing": pre,
                 "models": {k: v.to_dict() for k, v in self.models.items()},
                 "training": self.training}
 
@@ -99,11 +113,16 @@ class Manifest:
                 raise BundleError(f"manifest format_version {d.get('format_version')!r} is not "
                                   f"the supported {FORMAT_VERSION}")
             pre = d["preprocessing"]
+            models = {k: ModelSpec.from_dict(v) for k, v in d["models"].items()}
+            configs = {}
+            for what, cls_ in (("audio", AudioFeatureConfig), ("video", VideoFeatureConfig)):
+                if what in pre or what in models:
+                    configs[what] = _config(cls_, pre[what], what)
+            window = {"window_s": next(iter(configs.values())).window_s} if configs else {}
+            audio = configs.get("audio") or AudioFeatureConfig(**window)
+            video = configs.get("video") or VideoFeatureConfig(**window)
             return cls(name=d["name"], version=d["version"], labels=list(d["labels"]),
-                       audio=_config(AudioFeatureConfig, pre["audio"], "audio"),
-                       video=_config(VideoFeatureConfig, pre["video"], "video"),
-                       models={k: ModelSpec.from_dict(v) for k, v in d["models"].items()},
-                       training=d.get("training", {}))
+                       audio=audio, video=video, models=models, training=d.get("training", {}))
         except KeyError as e:
             raise BundleError(f"manifest is missing the field {e}") from None
 
@@ -136,8 +155,10 @@ def sha256_file(path: Path) -> str:
 
 
 def expected_input_shapes(m: Manifest) -> dict[str, list[int]]:
-    """The feature shape each modality network's input must hold, given the preprocessing."""
-    return {"audio": list(m.audio.shape), "video": list(m.video.shape)}
+    """The feature shape each modality network of the bundle must take, given the
+    preprocessing."""
+    shapes = {"audio": list(m.audio.shape), "video": list(m.video.shape)}
+    return {role: shape for role, shape in shapes.items() if role in m.models}
 
 
 def _holds(net_shape: list[int], feature_shape: list[int]) -> bool:
@@ -155,6 +176,19 @@ def fusion_source(spec: ModelSpec) -> str:
         raise BundleError(str(e)) from e
 
 
+def check_roles(models) -> frozenset:
+    """The bundle's set of networks, when it is one of :data:`ROLE_SETS`; BundleError else."""
+    roles = frozenset(models)
+    if roles not in ROLE_SETS:
+        unknown = sorted(roles - set(ROLES))
+        raise BundleError(
+            f"manifest holds the networks {sorted(roles)}"
+            + (f" ({unknown} are no roles of {list(ROLES)})" if unknown else "")
+            + ": a bundle holds audio, video and fusion networks, or only a video or only an "
+            "audio network")
+    return roles
+
+
 def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manifest:
     """Read and check a bundle; raises BundleError naming the first mismatch."""
     bundle_dir = Path(bundle_dir)
@@ -168,15 +202,14 @@ def load_manifest(bundle_dir: Path | str, *, verify_files: bool = True) -> Manif
     m = Manifest.from_dict(data)
     if not m.labels:
         raise BundleError("manifest has an empty label set")
-    missing = [r for r in ROLES if r not in m.models]
-    if missing:
-        raise BundleError(f"manifest lacks the networks {missing}")
+    check_roles(m.models)
     for role, shape in expected_input_shapes(m).items():
         got = m.models[role].inputs[0].shape
         if not _holds(list(got), shape):
             raise BundleError(f"{role} network input shape {got} does not match the "
                               f"preprocessing output {shape}")
-    fusion_source(m.models["fusion"])
+    if "fusion" in m.models:
+        fusion_source(m.models["fusion"])
     for role, spec in m.models.items():
         names = [t.name for t in spec.outputs]
         if names[:2] != [LOGITS, FEATURES]:

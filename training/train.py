@@ -5,11 +5,12 @@
     torchrun --nproc_per_node 4 -m training.train CONFIG --data ... --out ...   # DDP
 
 One config (``training/configs/*.yaml``) fixes the dataset, classes, preprocessing,
-networks and hyper-parameters of one seed paper's table row. The run directory gets:
+networks and hyper-parameters of one seed paper's table row, or of a fine-tuning run
+(``initial_weights``: see :mod:`training.initial_weights`). The run directory gets
 checkpoints and ``metrics.jsonl`` per network (resumable), ``report.json``,
-``comparison.md`` (ours next to the paper's number for the same setting), one
-confusion PNG per model, and the model bundle (``bundle/``: ONNX + manifest) the
-nodes load.
+``comparison.md`` (ours next to the paper's number for the same setting), one confusion
+PNG per model, and the bundle (``bundle/``: ONNX + manifest; all three networks, or a
+video network alone) the nodes load.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from . import models as nets
 from .datasets import DatasetError, open_dataset
 from .export import network_input_shape, write_bundle
 from .features import FeatureSet, extract_features
+from .fer_import import write_video_bundle
+from .initial_weights import InitialWeightsError, initial_weights
 from .report import ModelScore, score_model, write_training_report
 from .trainer import (TrainConfig, balanced_class_weights, distributed_context, predict,
                       seed_everything, shutdown_distributed, train_classifier)
@@ -61,6 +64,7 @@ class RunConfig:
     seeds: dict = field(default_factory=dict)  # model name -> seed_results key
     export: bool = True
     raw: dict = field(default_factory=dict)
+    initial_weights: dict = field(default_factory=dict)  # role -> a known name or a file
 
     @property
     def fusions(self) -> list[str]:
@@ -91,13 +95,18 @@ def load_config(path: Path | str, overrides: Sequence[str] = ()) -> RunConfig:
         networks = raw["networks"]
         if not ({"audio", "video", "joint"} & set(networks)):
             raise ConfigError(f"{path.name}: networks must name audio, video or joint")
+        initial = dict(raw.get("initial_weights") or {})
+        for role in initial:
+            if role not in ("audio", "video") or role not in networks:
+                raise ConfigError(f"{path.name}: initial_weights.{role}: no {role} network "
+                                  "in networks (audio or video)")
         return RunConfig(
             name=raw["name"], description=raw.get("description", ""), dataset=dict(raw["dataset"]),
             audio=AudioFeatureConfig(**pre.get("audio", {})),
             video=VideoFeatureConfig(**pre.get("video", {})),
             hop_s=float(pre.get("hop_s", 0.5)), networks=dict(networks),
             training=dict(raw.get("training", {})), seeds=dict(raw.get("seeds", {})),
-            export=bool(raw.get("export", True)), raw=raw)
+            export=bool(raw.get("export", True)), raw=raw, initial_weights=initial)
     except KeyError as e:
         raise ConfigError(f"{path.name}: missing field {e}") from None
     except (TypeError, ValueError) as e:
@@ -224,7 +233,11 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
                                    ("video", xv, fs.has_face, cfg.video.shape)):
         if role not in cfg.networks:
             continue
-        model = nets.build_network(role, cfg.networks[role], nc, input_shape=shape)
+        try:
+            start = initial_weights(cfg, role, labels)
+        except InitialWeightsError as e:
+            raise ConfigError(str(e)) from None
+        model = nets.build_network(role, cfg.networks[role], nc, input_shape=shape, **start)
         tc = train_config(cfg, role, seed, epochs_scale)
         results[role] = _train_one(model, role, [x], fs, masks, usable, nc, tc, run_dir, resume,
                                    augment=_augment(cfg, role))
@@ -272,22 +285,29 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
         "world_size": dist.world_size,
     }
     has_fusion = any(k.startswith("fusion:") for k in trained)
-    if cfg.export and {"audio", "video"} <= set(trained) and has_fusion:
+    bundle_dir = Path(bundle_dir) if bundle_dir is not None else run_dir / "bundle"
+    bundle_training = {"config": cfg.name, "dataset": dataset.name, "fold": fold,
+                       "held_out_window_accuracy": {s.name: s.window.accuracy for s in scores}}
+    if cfg.initial_weights:
+        bundle_training["initial_weights"] = {r: str(v) for r, v in cfg.initial_weights.items()}
+    if cfg.export and set(trained) == {"video"}:  # a video network alone: video-only bundle
+        manifest = write_video_bundle(bundle_dir, trained["video"], labels, cfg.video,
+                                      name=f"avemo-{cfg.name}", version="0.1.0",
+                                      training=bundle_training)
+        extra["bundle"] = {"dir": str(bundle_dir), "model_id": manifest.model_id,
+                           "roles": ["video"]}
+    elif cfg.export and {"audio", "video"} <= set(trained) and has_fusion:
         fusion_key = next(k for k in trained if k.startswith("fusion:"))
-        bundle_dir = Path(bundle_dir) if bundle_dir is not None else run_dir / "bundle"
         manifest = write_bundle(bundle_dir, audio_model=trained["audio"],
                                 video_model=trained["video"], fusion_model=trained[fusion_key],
                                 labels=labels, audio_cfg=cfg.audio, video_cfg=cfg.video,
                                 name=f"avemo-{cfg.name}", version="0.1.0",
-                                training={"config": cfg.name, "dataset": dataset.name,
-                                          "fold": fold,
-                                          "held_out_window_accuracy":
-                                              {s.name: s.window.accuracy for s in scores}})
+                                training=bundle_training)
         extra["bundle"] = {"dir": str(bundle_dir), "model_id": manifest.model_id,
                            "fusion": fusion_key}
     else:
-        log.info("no bundle written: it needs audio, video and a fusion network "
-                 "(or export: false)")
+        log.info("no bundle written: it needs audio, video and a fusion network, or a video "
+                 "network alone (or export: false)")
     report = write_training_report(run_dir, scores, setting=cfg.description or cfg.name,
                                    extra=extra)
     log.info("run %s done in %.0f s; report in %s", cfg.name, time.perf_counter() - t0, run_dir)

