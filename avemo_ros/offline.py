@@ -36,6 +36,7 @@ from .evaluation import WindowRecord
 from .health import Health
 from .input_problems import Problem, ProblemLog, problem_of
 from .pipeline import ESTIMATED, PipelineConfig, StreamingPipeline, WindowOutcome
+from .speech_gate import SpeechGate, bundle_gate_config
 from .stream_events import AudioMessageReader, camera_frame, microphone_chunk
 from .window import NS
 
@@ -73,6 +74,7 @@ class BagStats:
     wall_s: float = 0.0
     # counter -> count (dropped inputs, events)
     problems: dict[str, int] = field(default_factory=dict)
+    windows_without_speech: int = 0  # windows the speech gate heard no speech in
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the problem counter ``name``."""
@@ -126,7 +128,7 @@ class StreamEvaluation:
                  audio_format: ByteFormat = ByteFormat("auto"), segments: Sequence[Any] = (),
                  min_truth_share: float = 0.5, max_image_pixels: int = DEFAULT_MAX_PIXELS,
                  min_video_frames: int = 0, clock_offset_tolerance_s: float = 1.0,
-                 log_throttle_s: float = 5.0):
+                 log_throttle_s: float = 5.0, speech_gate: Optional[SpeechGate] = None):
         self.stats, self.source = stats, source
         self._segments, self._min_truth_share = segments, min_truth_share
         self._max_pixels = max_image_pixels
@@ -136,7 +138,8 @@ class StreamEvaluation:
             throttle_s=log_throttle_s)
         self.pipeline = StreamingPipeline(estimator, self.problems, PipelineConfig(
             hop_s=hop_s, grace_s=grace_s, min_video_frames=min_video_frames,
-            clock_offset_tolerance_s=clock_offset_tolerance_s, max_waiting_windows=None))
+            clock_offset_tolerance_s=clock_offset_tolerance_s, max_waiting_windows=None),
+            speech_gate)
         self.audio = AudioMessageReader(audio_kind, audio_format)
         self.records: list[WindowRecord] = []
         self._first: Optional[int] = None
@@ -184,6 +187,7 @@ class StreamEvaluation:
         self._collect(self.pipeline.flush())
         self.stats.problems = {k: v for k, v in self.health.snapshot().items()
                                if Problem.by_key(k) is not None}
+        self.stats.windows_without_speech = self.health.snapshot().get("windows_without_speech", 0)
         if self._first is not None:
             self.stats.seconds_of_media = (self._last - self._first) / NS
         return self.records
@@ -209,8 +213,10 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                  camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
                  legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
                  min_truth_share: float = 0.5, min_video_frames: int = 0,
-                 source: Optional[str] = None) -> tuple[list[WindowRecord], BagStats]:
+                 source: Optional[str] = None, speech_gate: Optional[SpeechGate] = None
+                 ) -> tuple[list[WindowRecord], BagStats]:
     """Every window of one bag -> WindowRecords (truth from the bag), plus statistics.
+    ``speech_gate``: judge each window's audio as the node does (None: all audio is used).
 
     ``source`` names the bag in the records (default: the bag's file or folder name).
     Raises BagError when the bag has neither a camera nor a microphone topic.
@@ -236,7 +242,8 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                                audio_kind=kind, segments=segments,
                                min_truth_share=min_truth_share, min_video_frames=min_video_frames,
                                audio_format=ByteFormat(f.coding, f.sample_format, f.channels,
-                                                       f.sample_rate))
+                                                       f.sample_rate),
+                               speech_gate=speech_gate)
         if mic and kind != "AudioStamped":
             info = _audio_info_in_bag(bag)
             if info is not None:
@@ -263,14 +270,16 @@ def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, ho
                   backend: str = "auto", threads: int = 0, grace_s: float = 1.0,
                   camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
                   legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
-                  min_truth_share: float = 0.5,
-                  warmup_runs: int = 1) -> OfflineResult:
+                  min_truth_share: float = 0.5, warmup_runs: int = 1,
+                  speech_gate: Optional[dict] = None) -> OfflineResult:
     """Evaluate bags with a model bundle; one estimator serves all bags, bags run in the given
     order.
 
     ``hop_s``: seconds between window ends (window length comes from the model). The
     other options are those of :func:`evaluate_bag`. ``latency_s`` of each record is its
-    compute time (features + inference).
+    compute time (features + inference). ``speech_gate``: None, no gate; else the
+    :func:`~avemo_ros.speech_gate.bundle_gate_config` overrides (``{}``: the bundle's gate,
+    as the node's defaults give it).
     """
     if not bag_paths:
         raise BagError("no bags to evaluate")
@@ -281,13 +290,15 @@ def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, ho
     estimator = EmotionEstimator(bundle_dir, backend=backend, threads=threads)
     try:
         estimator.warmup(warmup_runs)
+        gate = None if speech_gate is None else SpeechGate(
+            bundle_gate_config(estimator.manifest.training, **speech_gate))
         records: list[WindowRecord] = []
         stats: list[BagStats] = []
         for path in bag_paths:
             recs, st = evaluate_bag(path, estimator, hop_s=hop_s, grace_s=grace_s,
                                     camera_topic=camera_topic,
                                     audio_topic=audio_topic, legacy_format=legacy_format,
-                                    min_truth_share=min_truth_share)
+                                    min_truth_share=min_truth_share, speech_gate=gate)
             _LOG.info("%s: %d windows, %d estimates, %.1f s of media in %.1f s%s", path,
                       st.windows, st.estimates, st.seconds_of_media, st.wall_s,
                       f", problems {st.problems}" if st.problems else "")

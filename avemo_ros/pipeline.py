@@ -4,15 +4,19 @@
 select are dropped on arrival), reports what is wrong with it, and queues the work it
 makes possible; ``step`` does one unit of that work, most urgent first:
 
-1. a complete window (its audio has arrived): audio features, audio network, fusion,
-   result. This is the critical path; the video branch is usually done already, by
+1. a complete window (its audio has arrived): the speech gate (when one is given: audio
+   it hears no speech in never reaches the audio network, and the window is video-only),
+   audio features, audio network, fusion, result. This is the critical path; the video
+   branch is usually done already, by
 2. a window whose frames are final (its last frame sample has arrived, ~half a frame slot
    before its end): its face stack and video network, ahead of its audio;
 3. a kept frame: decoded to grey and its face detected, ahead of its windows.
 
 Every window a stream completes is accounted for as a :class:`WindowOutcome`: estimated,
 skipped (neither usable audio nor a face; windows with no data are skipped without any
-compute), dropped (only with ``max_waiting_windows``, when compute falls behind) or failed.
+compute; a window with no speech and no face is counted ``windows_idle``: a silent, empty
+scene is normal, not a problem), dropped (only with ``max_waiting_windows``, when compute
+falls behind) or failed.
 
 Threads: a pipeline is not thread-safe. Exactly one thread calls it and owns every
 field: the offline loop (no real time, deterministic), or in a live node the worker of
@@ -31,6 +35,7 @@ import numpy as np
 from .estimator import AudioBranch, EmotionEstimator, EmotionResult, VideoBranch
 from .face_frames import Box, FaceStack, to_grey
 from .input_problems import Problem, ProblemLog, problem_of
+from .speech_gate import SpeechDecision, SpeechGate
 from .stream_events import CameraFrame, MicrophoneChunk
 from .window import NS, VideoWindow, Window, WindowBuffer
 
@@ -125,9 +130,11 @@ class StreamingPipeline:
     """Events -> WindowOutcomes with an :class:`EmotionEstimator` (see the module doc)."""
 
     def __init__(self, estimator: EmotionEstimator, problems: ProblemLog,
-                 config: PipelineConfig = PipelineConfig()):
+                 config: PipelineConfig = PipelineConfig(),
+                 speech_gate: Optional[SpeechGate] = None):
         m = estimator.manifest
         self.estimator, self.problems, self.config = estimator, problems, config
+        self.speech_gate = speech_gate
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=config.hop_s,
                                    n_frames=m.video.n_frames, grace_s=config.grace_s,
                                    sample_rate=getattr(m.audio, "sample_rate", None))
@@ -297,22 +304,41 @@ class StreamingPipeline:
                 video = done[1]
             else:
                 video = self._video_branch(window.frames)
-            audio = self.estimator.audio_branch(window.audio, window.sample_rate) \
-                if window.audio is not None else AudioBranch(None, None, None)
+            audio, speech = self._audio_branch(window)
             result = self.estimator.result(window.start_ns, window.end_ns, audio, video,
-                                           critical_time=time.perf_counter() - t0)
+                                           critical_time=time.perf_counter() - t0,
+                                           speech=speech)
         except Exception as exc:  # noqa: BLE001 - a failing window must not stop the stream
             self.problems.report(Problem.INFERENCE_ERRORS,
                                  f"{end} failed: {type(exc).__name__}: {exc}")
             return WindowOutcome(window.start_ns, window.end_ns, FAILED, None, wait, complete_ns)
         self._prune_video()
         if result is None:
-            self.problems.report(Problem.WINDOWS_SKIPPED,
-                                 f"{end} has neither usable audio nor a face: no estimate")
+            if speech is not None and not speech.speech_detected:
+                self.problems.count("windows_idle")  # nobody speaks, nobody in view
+            else:
+                self.problems.report(Problem.WINDOWS_SKIPPED,
+                                     f"{end} has neither usable audio nor a face: no estimate")
             return WindowOutcome(window.start_ns, window.end_ns, SKIPPED, None, wait, complete_ns)
         if window.has_video and not result.face_found:
             self.problems.count("windows_without_face")
         return WindowOutcome(window.start_ns, window.end_ns, ESTIMATED, result, wait, complete_ns)
+
+    def _audio_branch(self, window: Window) -> tuple[AudioBranch, Optional[SpeechDecision]]:
+        """The speech gate's verdict, then the audio branch unless the gate heard no speech."""
+        if window.audio is None:
+            return AudioBranch(None, None, None), None
+        speech = None
+        if self.speech_gate is not None:
+            speech = self.speech_gate(window.audio, window.sample_rate)
+            if not speech.speech_detected:
+                self.problems.count("windows_without_speech")
+                if not self.estimator.keeps_unvoiced_audio:
+                    return AudioBranch(None, None, None, {"speech_gate": speech.compute_s}), speech
+        audio = self.estimator.audio_branch(window.audio, window.sample_rate)
+        if speech is not None:
+            audio.timings["speech_gate"] = speech.compute_s
+        return audio, speech
 
     def _prune_video(self) -> None:
         oldest = self.buffer.next_window_end_ns

@@ -76,6 +76,28 @@ class SpeechGateConfig:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
 
 
+def bundle_gate_config(training: "dict | None", threshold: float = -1.0,
+                       min_speech_fraction: float = -1.0,
+                       model_path: Optional[str] = None) -> SpeechGateConfig:
+    """The gate a bundle was trained with (its manifest's ``training["speech_gate"]``),
+    with a user's overrides: a negative ``threshold`` / ``min_speech_fraction`` keeps the
+    bundle's value (the defaults for a bundle that records none)."""
+    rec = dict((training or {}).get("speech_gate") or {})
+    base = SpeechGateConfig()
+    return SpeechGateConfig(
+        threshold=float(threshold if threshold >= 0 else rec.get("threshold", base.threshold)),
+        min_speech_fraction=float(min_speech_fraction if min_speech_fraction >= 0 else
+                                  rec.get("min_speech_fraction", base.min_speech_fraction)),
+        model_path=model_path or None)
+
+
+def gate_record(config: SpeechGateConfig, enabled: bool = True) -> dict:
+    """What a bundle's manifest records of the gate its training used."""
+    return {"enabled": bool(enabled), "model": "silero-vad " + _MEMBER,
+            "model_sha256": MODEL_SHA256, "threshold": config.threshold,
+            "min_speech_fraction": config.min_speech_fraction}
+
+
 @dataclass(frozen=True)
 class SpeechDecision:
     """The gate's verdict on one window.

@@ -141,6 +141,7 @@ def test_estimates_every_hop_with_correct_labels(ros):
         if t_end - 3.0 >= k * clip_s - 1e-6:  # the window lies inside clip k
             assert m.modalities == 3 and m.face_detected, (t_end, m.modalities, out[-2000:])
             assert len(m.audio_probabilities) == len(m.video_probabilities) == len(m.labels)
+            assert m.speech_detected and 0.2 <= m.speech_fraction <= 1.0  # the gate's verdict
             correct.append(m.label == emotions[k])
     assert len(correct) >= 5
     assert np.mean(correct) >= 0.8, f"{sum(correct)}/{len(correct)} inside-clip windows right"
@@ -323,12 +324,14 @@ def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap)
     """ros-drivers audio_capture as it comes: MP3, AudioInfo every 5 s (missed at start),
     header stamps on the GStreamer clock. The node runs with its defaults (only the topic
     remapped as the launch file does): MP3 is decoded, never read as PCM, and the
-    audio stamps are mapped onto the camera's clock."""
+    audio stamps are mapped onto the camera's clock. The speech gate is off: every window's
+    decoded audio must reach the audio network (with it on, the windows between two
+    utterances, under 0.2 of speech, are rightly video-only)."""
     emotions = ("happy", "sad", "angry")
     clips = [render(e, 3.6, seed=11 + i) for i, e in enumerate(emotions)]
     capture = audio_drivers.AudioCapture(acm, coding="mp3")
-    params = ["hop_s:=0.5"] + ([] if audio_type == "AudioDataStamped"
-                               else [f"audio_msg_type:={audio_type}"])
+    params = ["hop_s:=0.5", "speech_gate:=false"] + (
+        [] if audio_type == "AudioDataStamped" else [f"audio_msg_type:={audio_type}"])
     proc = h.PerceptionProcess(BUNDLE, *params,
                                runner_args=("--remap", remap, "--remap", "audio_info:=audio_info"))
     topic = remap.split(":=")[1]
@@ -363,6 +366,8 @@ def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap)
         assert int(counters.get(key, 0)) == 0, (counters, out[-2000:])
     with_audio = [m for m in msgs if m.modalities & 1]
     assert len(with_audio) >= len(msgs) - 1, [m.modalities for m in msgs]
+    # no gate ran: speech is assumed where the audio was used, the fraction is NaN
+    assert all(m.speech_detected and np.isnan(m.speech_fraction) for m in with_audio)
     inside = []  # windows inside one clip, both modalities: the fused label is the clip's
     for m in with_audio:
         t_end = (conv.stamp_to_ns(m.header.stamp) - base) / NS
@@ -396,6 +401,27 @@ def test_configure_names_the_installed_flavour_and_the_setting(ros):
     finally:
         node.destroy_node()
     assert "ros_drivers flavour" in reason and "audio_msg_type:=AudioDataStamped" in reason, reason
+
+
+def test_configure_fails_without_the_vad_model_and_says_how_to_go_on(ros, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from avemo_ros.ros.perception_node import PerceptionNode
+
+    missing = tmp_path / "silero_vad.onnx"
+    node = PerceptionNode(parameter_overrides=[Parameter("model_dir", value=str(BUNDLE)),
+                                               Parameter("vad_model", value=str(missing))])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        reason = node._config_error
+        node.set_parameters([Parameter("speech_gate", value=False)])
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS  # all audio used
+        assert node.speech_gate is None
+    finally:
+        node.destroy_node()
+    assert str(missing) in reason and "fetch_weights silero-vad" in reason, reason
+    assert "speech_gate:=false" in reason, reason
 
 
 @needs_ros_drivers

@@ -334,3 +334,82 @@ def test_min_video_frames_defaults_to_half_the_models_frames_and_never_exceeds_t
     est.manifest.video.n_frames = 8
     assert StreamingPipeline(est, log, PipelineConfig()).min_video_frames == 4
     assert StreamingPipeline(est, log, PipelineConfig(min_video_frames=12)).min_video_frames == 8
+
+
+# --- the speech gate (the real Silero VAD) -----------------------------------------------
+def _gate():
+    from avemo_ros.speech_gate import SpeechGate, default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip("Silero VAD weights absent: python -m avemo_ros.tools.fetch_weights "
+                    "silero-vad")
+    return SpeechGate()
+
+
+def _voice(seconds: float) -> np.ndarray:
+    """The synthetic voice of the demo clips (one utterance from 0.35 s), at RATE."""
+    from avemo_ros.audio_features import resample
+    from training.synthetic import render_clip
+
+    _, audio, rate = render_clip("happy", 20, size=(64, 64), fps=2.0, duration_s=seconds,
+                                 intensity=2)
+    return resample(audio, rate, RATE)
+
+
+def _with_audio(audio: np.ndarray, image) -> list:
+    """Chunks of ``audio`` and 30 fps frames of ``image`` over the same span, live."""
+    events = [e for e in stream(0.0, audio.size / RATE, image=image, live=True)
+              if isinstance(e, CameraFrame)]
+    for i in range(audio.size // CHUNK):
+        s = i * CHUNK / RATE
+        events.append(MicrophoneChunk(int(round(s * NS)), audio[i * CHUNK:(i + 1) * CHUNK],
+                                      RATE, int(round(s * NS)), s))
+    return sorted(events, key=lambda e: (e.received_ns, isinstance(e, CameraFrame)))
+
+
+def _gated(image):
+    pipe, health, lines, est = make(max_waiting=5)
+    pipe.speech_gate = _gate()
+    calls = []
+    branch = est.audio_branch
+    est.audio_branch = lambda audio, rate: calls.append(audio.size) or branch(audio, rate)
+    return pipe, health, lines, calls
+
+
+def test_the_gate_passes_speech_to_the_audio_network():
+    pipe, health, _, calls = _gated(FACE)
+    out = feed(pipe, _with_audio(_voice(3.6), FACE)) + pipe.flush()
+    assert ends(out, ESTIMATED) == [3.0] and len(calls) == 1
+    r = out[0].result
+    assert r.modalities == 3 and r.speech_detected and 0.25 < r.speech_fraction <= 1.0
+    assert r.timings["speech_gate"] > 0
+    assert "windows_without_speech" not in health.snapshot()
+
+
+@pytest.mark.parametrize("noise", ["silence", "fan"])
+def test_no_speech_leaves_a_video_only_estimate_and_is_counted(noise):
+    from bench.speech_gate import fan_noise, silence
+
+    rng = np.random.default_rng(5)
+    audio = (silence if noise == "silence" else fan_noise)(rng, 4.0, RATE).astype(np.float32)
+    pipe, health, lines, calls = _gated(FACE)
+    out = feed(pipe, _with_audio(audio, FACE)) + pipe.flush()
+    assert ends(out, ESTIMATED) == [3.0, 4.0] and calls == []  # the audio net never ran
+    for o in out:
+        r = o.result
+        assert r.modalities == 2 and r.speech_detected is False and r.speech_fraction < 0.2
+        assert r.audio_probabilities is None
+    assert health.snapshot()["windows_without_speech"] == 2
+    assert not any("neither usable audio" in line for line in lines)
+
+
+def test_nobody_speaking_and_nobody_in_view_is_idle_not_a_problem():
+    from bench.speech_gate import silence
+
+    audio = silence(np.random.default_rng(6), 4.0, RATE).astype(np.float32)
+    pipe, health, lines, calls = _gated(NO_FACE)
+    out = feed(pipe, _with_audio(audio, NO_FACE)) + pipe.flush()
+    assert ends(out, SKIPPED) == [3.0, 4.0] and calls == []
+    snap = health.snapshot()
+    assert snap["windows_idle"] == 2 and snap["windows_without_speech"] == 2
+    assert "windows_skipped" not in snap and lines == []

@@ -277,7 +277,8 @@ def test_live_replay_agrees_with_offline(tmp_path):
     hop = 0.5
     bag = tmp_path / "demo_bag"
     seconds = clips_to_bag(demo_clip_paths(tmp_path), bag)
-    offline = evaluate_bags([bag], BUNDLE, hop_s=hop, backend="onnxruntime")
+    # the node's defaults: its speech gate too
+    offline = evaluate_bags([bag], BUNDLE, hop_s=hop, backend="onnxruntime", speech_gate={})
     out = tmp_path / "live"
     t0 = time.monotonic()
     proc = subprocess.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import conversions as conv
-from ..estimator import EmotionResult
+from ..estimator import AUDIO, EmotionResult
 from ..window import NS
 
 
@@ -23,6 +23,10 @@ def estimate_message(r: EmotionResult, msg_type: Any, frame_id: str, model_id: s
     msg.video_probabilities = [] if r.video_probabilities is None else \
         [float(p) for p in r.video_probabilities]
     msg.face_detected = r.face_found
+    # no gate ran: speech is assumed wherever the window had audio (the audio was used)
+    msg.speech_detected = bool(r.modalities & AUDIO) if r.speech_detected is None \
+        else bool(r.speech_detected)
+    msg.speech_fraction = float(r.speech_fraction)
     if r.face_box is not None:
         msg.face_box = [int(v) for v in r.face_box]
     msg.valence, msg.arousal = r.valence, r.arousal

@@ -26,14 +26,16 @@ from ..health import Health
 from ..input_problems import Problem, ProblemLog, problem_of
 from ..pipeline import ESTIMATED, StreamingPipeline, WindowOutcome
 from ..pipeline_thread import PipelineThread
+from ..speech_gate import SpeechGate, SpeechGateError
 from ..stream_events import camera_frame, microphone_chunk
 from ..window import NS
 from .audio_input import AudioInput
 from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
+from .debug_image import DebugImagePublisher
 from .estimate_msg import estimate_message
 from .node_status import FRAMES_LOST_FIX, RollingTimes, log_to, node_status
 from .params import declare, values
-from .perception_params import PARAMS, estimator_args, pipeline_config
+from .perception_params import PARAMS, estimator_args, pipeline_config, speech_gate
 from .ros_logging import route_python_logging
 
 
@@ -48,9 +50,11 @@ class PerceptionNode(LifecycleNode):
                                    self.get_parameter("log_throttle_s").value)
         self.timings = RollingTimes()
         self.estimator: Optional[EmotionEstimator] = None
+        self.speech_gate: Optional[SpeechGate] = None
         self._worker: Optional[PipelineThread] = None
         self._audio: Optional[AudioInput] = None
         self._emotion_pub = None
+        self._debug: Optional[DebugImagePublisher] = None  # ~/debug_image (debug_image.py)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._subs: list = []
         self._cfg: dict[str, Any] = {}
@@ -78,6 +82,11 @@ class PerceptionNode(LifecycleNode):
             t0 = time.perf_counter()
             self.estimator = EmotionEstimator(**estimator_args(self._cfg))
             self.estimator.warmup(self._cfg["warmup_runs"])
+            try:
+                self.speech_gate = speech_gate(self._cfg, self.estimator.manifest.training)
+            except SpeechGateError as e:
+                raise SpeechGateError(f"{e} (or set speech_gate:=false to use all audio)") \
+                    from None
             load_s = time.perf_counter() - t0
         except Exception as e:  # any failure to load must leave the node unconfigured
             self._config_error = str(e)
@@ -88,17 +97,22 @@ class PerceptionNode(LifecycleNode):
         self._config_error = None
         self._emotion_pub = self.create_lifecycle_publisher(
             self._msg_type(), "emotion", QoSProfile(depth=10))
+        self._debug = DebugImagePublisher.create(self, self._cfg["debug_rate_hz"],
+                                                 self._cfg["max_image_pixels"])
+        gate = self.speech_gate.config if self.speech_gate else None
         self.get_logger().info(
             f"configured: model {self.estimator.model_id} ({self.estimator.backend_names}), "
-            f"labels {self.estimator.labels}, loaded and warmed up in {load_s:.2f} s")
+            f"labels {self.estimator.labels}, speech gate " + (
+                f"threshold {gate.threshold:g}, min_speech_fraction {gate.min_speech_fraction:g}"
+                if gate else "off") + f"; loaded and warmed up in {load_s:.2f} s")
         self._state = "inactive"
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         c = self._cfg
         config = pipeline_config(c, self.estimator.manifest.audio.window_s)
-        self._worker = PipelineThread(StreamingPipeline(self.estimator, self.problems, config),
-                                      self._on_outcome)
+        self._worker = PipelineThread(StreamingPipeline(self.estimator, self.problems, config,
+                                                        self.speech_gate), self._on_outcome)
         self._worker.start()
         lost_frames = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
         compressed = c["image_transport"] == "compressed"
@@ -148,9 +162,13 @@ class PerceptionNode(LifecycleNode):
         if self._emotion_pub is not None:
             self.destroy_lifecycle_publisher(self._emotion_pub)
             self._emotion_pub = None
+        if self._debug is not None:
+            self._debug.destroy()
+            self._debug = None
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None
+        self.speech_gate = None
         self._audio = None
 
     @staticmethod
@@ -175,6 +193,8 @@ class PerceptionNode(LifecycleNode):
         self._last_camera_ns = event.stamp_ns
         self.timings.add("image_arrival_lag", (now - event.stamp_ns) / NS)
         worker.submit(event)
+        if self._debug is not None:
+            self._debug.add_frame(msg, event.stamp_ns)
 
     def _on_audio_chunk(self, chunk: AudioChunk) -> None:
         worker = self._worker
@@ -204,6 +224,8 @@ class PerceptionNode(LifecycleNode):
         t0 = time.perf_counter()
         latency = self._publish(r)
         critical = r.critical_time + time.perf_counter() - t0
+        if self._debug is not None:
+            self._debug.on_estimate(r, latency)
         self.timings.add_estimate(latency, r, critical, outcome)
         self.health.count("windows_published")
         if self.first_estimate_delay is None and self._activated_at is not None:

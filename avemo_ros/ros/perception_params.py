@@ -11,6 +11,7 @@ from ..audio_codec import AUDIO_MSG_TYPES
 from ..backends import BACKENDS
 from .audio_input import CLOCK_CHOICES, CODING_CHOICES, RELIABILITY_CHOICES
 from ..pipeline import PipelineConfig
+from ..speech_gate import SpeechGate, bundle_gate_config
 from .params import ParamSpec
 
 PARAMS = (
@@ -61,11 +62,26 @@ PARAMS = (
               "height); detection scales the image so that such a face fills the cascade's "
               "smallest window. 0: the bundle's setting (64 for bundles made now).",
               range=(0, 4096)),
+    ParamSpec("speech_gate", True, "Judge each window's audio with the Silero VAD speech gate: "
+              "a window with less speech than min_speech_fraction has no audio modality (its "
+              "audio never reaches the audio network; speech_detected false). false: all "
+              "audio is used as if it were speech."),
+    ParamSpec("min_speech_fraction", -1.0, "Share of a window's 32 ms chunks that must be "
+              "speech for the window to have audio; -1: the bundle's (0.2 when it records "
+              "none).", range=(-1.0, 1.0)),
+    ParamSpec("speech_threshold", -1.0, "Silero VAD probability from which a chunk counts as "
+              "speech; -1: the bundle's (0.5 when it records none).", range=(-1.0, 0.99)),
+    ParamSpec("vad_model", "", "Silero VAD ONNX file; empty: silero-vad/silero_vad.onnx under "
+              "$AVEMO_WEIGHTS or the source tree's data/weights (fetched by setup, or "
+              "python -m avemo_ros.tools.fetch_weights silero-vad)."),
     ParamSpec("haar_cascade", "", "Haar cascade XML for face detection; empty: OpenCV's bundled "
               "one, else the opencv-data one under /usr/share/opencv4/haarcascades."),
     ParamSpec("warmup_runs", 2, "Inference runs at configure so the first estimate is not late.",
               range=(0, 20)),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics, seconds.", range=(0.1, 60.0)),
+    ParamSpec("debug_rate_hz", 5.0, "Most annotated images per second on ~/debug_image and "
+              "~/debug_image/compressed (one per estimate, only while someone subscribes); "
+              "0: no debug image publishers.", range=(0.0, 30.0)),
     ParamSpec("log_throttle_s", 5.0, "Minimum seconds between repeats of one input warning.",
               range=(0.0, 3600.0)),
 )
@@ -84,3 +100,12 @@ def estimator_args(cfg: dict[str, Any]) -> dict[str, Any]:
     """EmotionEstimator keyword arguments from the node's parameter values."""
     return {"bundle_dir": cfg["model_dir"], "backend": cfg["backend"], "threads": cfg["threads"],
             "cascade_path": cfg["haar_cascade"] or None, "min_face_px": cfg["min_face_px"]}
+
+
+def speech_gate(cfg: dict[str, Any], training: dict) -> "SpeechGate | None":
+    """The node's speech gate (None: ``speech_gate`` off) for a bundle's ``training``
+    record; raises SpeechGateError when the VAD model is missing or wrong."""
+    if not cfg["speech_gate"]:
+        return None
+    return SpeechGate(bundle_gate_config(training, cfg["speech_threshold"],
+                                         cfg["min_speech_fraction"], cfg["vad_model"] or None))

@@ -2,7 +2,8 @@
 
     python -m avemo_ros.tools.evaluate BAG... --model-dir DIR --out REPORT_DIR [--hop 0.5]
 
-Ground truth comes from the bags (see ``avemo_ros.bags``). Writes report.json,
+Ground truth comes from the bags (see ``avemo_ros.bags``). Each window's audio passes the
+node's speech gate (``--no-speech-gate``: all audio is used). Writes report.json,
 windows.csv, confusion.png and latency.png to ``--out`` and prints a summary.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from avemo_ros.bags import BagError
 from avemo_ros.evaluation import write_report
 from avemo_ros.manifest import BundleError
 from avemo_ros.offline import LegacyAudioFormat, evaluate_bags
+from avemo_ros.speech_gate import SpeechGateError
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -40,6 +42,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="legacy audio without AudioInfo in the bag")
     ap.add_argument("--audio-sample-rate", type=int, default=16000,
                     help="legacy audio without AudioInfo in the bag")
+    ap.add_argument("--no-speech-gate", action="store_true",
+                    help="use all audio (the node's speech_gate:=false)")
+    ap.add_argument("--speech-threshold", type=float, default=-1.0,
+                    help="the node's speech_threshold (-1: the bundle's)")
+    ap.add_argument("--min-speech-fraction", type=float, default=-1.0,
+                    help="the node's min_speech_fraction (-1: the bundle's)")
+    ap.add_argument("--vad-model", help="Silero VAD ONNX file (default: the fetched one)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every bag")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -47,20 +56,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.hop > 0:
         print("evaluate: --hop must be > 0", file=sys.stderr)
         return 2
+    gate = None if args.no_speech_gate else {
+        "threshold": args.speech_threshold, "min_speech_fraction": args.min_speech_fraction,
+        "model_path": args.vad_model}
     legacy = LegacyAudioFormat(args.audio_sample_format, args.audio_channels,
                                args.audio_sample_rate)
     try:
         result = evaluate_bags(args.bags, args.model_dir, hop_s=args.hop, backend=args.backend,
                                threads=args.threads, grace_s=args.grace,
                                camera_topic=args.camera_topic, audio_topic=args.audio_topic,
-                               legacy_format=legacy)
-    except (BagError, BundleError, FileNotFoundError) as exc:
+                               legacy_format=legacy, speech_gate=gate)
+    except (BagError, BundleError, FileNotFoundError, SpeechGateError, ValueError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 1
     extra = {
         "bags": [str(b) for b in args.bags], "model_dir": str(args.model_dir),
         "model_id": result.model_id, "hop_s": args.hop, "grace_s": args.grace,
-        "backend": args.backend, "threads": args.threads,
+        "backend": args.backend, "threads": args.threads, "speech_gate": gate,
         "seconds_of_media": result.seconds_of_media, "wall_s": result.wall_s,
         "realtime_factor": result.realtime_factor,
         "latency_meaning": "compute time per window (offline)",
@@ -68,6 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "audio_topic": s.audio_topic, "frames": s.frames,
                      "audio_chunks": s.audio_chunks, "windows": s.windows,
                      "estimates": s.estimates, "truth_segments": s.truth_segments,
+                     "windows_without_speech": s.windows_without_speech,
                      "seconds_of_media": s.seconds_of_media, "wall_s": s.wall_s,
                      "problems": s.problems}
                     for s in result.bags],
