@@ -91,9 +91,23 @@ def bundle_gate_config(training: "dict | None", threshold: float = -1.0,
         model_path=model_path or None)
 
 
-def gate_record(config: SpeechGateConfig, enabled: bool = True) -> dict:
-    """What a bundle's manifest records of the gate its training used."""
-    return {"enabled": bool(enabled), "model": "silero-vad " + _MEMBER,
+def gate_config_from(section: "dict | None") -> Optional[SpeechGateConfig]:
+    """A training config's ``preprocessing.speech_gate`` (absent: on, with the defaults):
+    ``enabled`` (true), ``threshold``, ``min_speech_fraction``; None when disabled."""
+    section = dict(section or {})
+    if not section.pop("enabled", True):
+        return None
+    unknown = set(section) - {"threshold", "min_speech_fraction"}
+    if unknown:
+        raise ValueError(f"preprocessing.speech_gate: unknown fields {sorted(unknown)}")
+    return SpeechGateConfig(**section)
+
+
+def gate_record(config: Optional[SpeechGateConfig]) -> dict:
+    """What a bundle's manifest records of the gate its training used (None: no gate)."""
+    if config is None:
+        return {"enabled": False}
+    return {"enabled": True, "model": "silero-vad " + _MEMBER,
             "model_sha256": MODEL_SHA256, "threshold": config.threshold,
             "min_speech_fraction": config.min_speech_fraction}
 

@@ -40,6 +40,42 @@ def test_features_come_from_the_node_pipeline(tmp_path):
     np.testing.assert_array_equal(cached.video, fs.video)
 
 
+def test_the_speech_gate_decides_which_windows_teach_the_audio_networks(tmp_path):
+    from avemo_ros.speech_gate import SpeechGateConfig, default_model_path, gate_config_from
+    from training.features import FeatureCache
+
+    if not default_model_path().is_file():
+        pytest.skip("Silero VAD weights absent: python -m avemo_ros.tools.fetch_weights "
+                    "silero-vad")
+    root = tmp_path / "ds" / "Actor_01"
+    root.mkdir(parents=True)
+    frames, audio, rate = render_clip("happy", 1, duration_s=3.6, intensity=2)
+    write_media(root / "01-01-03-02-01-01-01.mp4", frames, 30.0, audio, rate)
+    hum = 1e-3 * np.random.default_rng(0).standard_normal(audio.size).astype(np.float32)
+    write_media(root / "01-01-04-02-01-01-01.mp4", frames, 30.0, hum, rate)  # nobody speaks
+    ds = RavdessDataset(tmp_path / "ds")
+    kw = dict(audio_cfg=AudioFeatureConfig(), video_cfg=VideoFeatureConfig(), hop_s=0.5,
+              cache_dir=tmp_path / "c", workers=1)
+    gate = gate_config_from(None)  # a run config's default: on
+    assert gate == SpeechGateConfig() and gate_config_from({"enabled": False}) is None
+    with pytest.raises(ValueError, match="unknown fields"):
+        gate_config_from({"treshold": 0.4})
+    fs = extract_features(ds.clips(), ds.labels, speech_gate=gate, **kw)
+    assert [c.label for c in ds.clips()] == ["happy", "sad"] and list(fs.clip) == [0, 0, 1, 1]
+    assert np.all(fs.speech_fraction[:2] > 0.25) and np.all(fs.speech_fraction[2:] < 0.05)
+    assert list(fs.has_audio) == [True, True, False, False] and fs.has_face.all()
+    plain = extract_features(ds.clips(), ds.labels, **kw)  # no gate: every window has audio
+    assert plain.has_audio.all() and np.isnan(plain.speech_fraction).all()
+    np.testing.assert_array_equal(plain.audio, fs.audio)  # the features are the same
+    dirs = {FeatureCache(tmp_path / "c", kw["audio_cfg"], kw["video_cfg"], 0.5, True, g).directory
+            for g in (None, gate, SpeechGateConfig(min_speech_fraction=0.9),
+                      SpeechGateConfig(threshold=0.7))}
+    assert len(dirs) == 3  # min_speech_fraction is applied at load time: one cache
+    strict = extract_features(ds.clips(), ds.labels,
+                              speech_gate=SpeechGateConfig(min_speech_fraction=0.99), **kw)
+    assert not strict.has_audio.any()
+
+
 @pytest.mark.parametrize("model,shape", [
     (AudioCnnRnn(8), (4, 1, 200, 300)),
     (Video3dCnn(8), (4, 1, 20, 100, 60)),

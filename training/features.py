@@ -10,6 +10,12 @@ a file's name carries a hash of the clip's identity (paths, sizes, modification 
 segment), so changed parameters or media miss the cache, an interrupted extraction
 resumes where it stopped, and new clips are the only ones extracted. Labels, groups and
 the clip order come from the clip list at load time, never from the cache.
+
+With a speech gate (the node's Silero VAD, :mod:`avemo_ros.speech_gate`; training runs
+use it by default) each window's speech fraction is cached with its features, and a
+window whose fraction is below the gate's ``min_speech_fraction`` has no audio
+(``has_audio`` False): the audio networks learn only from windows the node would give
+them.
 """
 from __future__ import annotations
 
@@ -36,6 +42,8 @@ from avemo_ros.health import Health
 from avemo_ros.input_problems import ProblemLog
 from avemo_ros.media import MediaClip, MediaError
 from avemo_ros.pipeline import ESTIMATED, PipelineConfig, StreamingPipeline
+from avemo_ros.speech_gate import MODEL_SHA256, SpeechGate, SpeechGateConfig, default_model_path
+from avemo_ros.tools.fetch_weights import sha256_of
 from avemo_ros.stream_events import from_clip_events
 from avemo_ros.window import NS
 
@@ -44,7 +52,7 @@ from .datasets import Clip, read_clip
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of cached features changes without a parameter changing.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 @dataclass
@@ -59,6 +67,7 @@ class FeatureSet:
     groups: np.ndarray  # (N,) int64 actor / session (splits are by group only)
     clip: np.ndarray  # (N,) int64 index into the clip list
     start: np.ndarray  # (N,) float64 window start, seconds from the clip's (segment's) start
+    speech_fraction: np.ndarray  # (N,) float32 the gate's share of speech (NaN: no gate)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -77,9 +86,21 @@ class ClipWindows:
     has_audio: np.ndarray  # (n,) bool
     has_face: np.ndarray  # (n,) bool
     start: np.ndarray  # (n,) float64 seconds
+    speech_fraction: np.ndarray  # (n,) float32 (NaN: no gate ran, or no audio)
 
     def __len__(self) -> int:
         return len(self.start)
+
+
+_GATES: dict = {}  # one loaded gate per configuration and process
+
+
+def _gate(config: Optional[SpeechGateConfig]) -> Optional[SpeechGate]:
+    if config is None:
+        return None
+    if config not in _GATES:
+        _GATES[config] = SpeechGate(config)
+    return _GATES[config]
 
 
 def _pad_to_window(media: MediaClip, window_s: float) -> MediaClip:
@@ -103,14 +124,15 @@ def _pad_to_window(media: MediaClip, window_s: float) -> MediaClip:
 
 
 def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
-                 hop_s: float, pad_short: bool = True, min_video_frames: int = 0
-                 ) -> ClipWindows:
+                 hop_s: float, pad_short: bool = True, min_video_frames: int = 0,
+                 speech_gate: Optional[SpeechGateConfig] = None) -> ClipWindows:
     """Decode one clip and compute the features of each of its windows.
 
     A clip without video gives windows with ``has_face`` False, one without audio
     windows with ``has_audio`` False (windows with neither are left out);
-    ``pad_short`` extends a clip shorter than one window to one window (else it has none).
-    Raises MediaError when it cannot be read.
+    ``pad_short`` extends a clip shorter than one window to one window (else it has none);
+    ``speech_gate``: record each window's speech fraction (its audio features are kept
+    whatever the gate says). Raises MediaError when it cannot be read.
     """
     media = read_clip(clip)
     if pad_short:
@@ -118,7 +140,8 @@ def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeat
     problems = ProblemLog(Health(), lambda level, text: log.debug("%s: %s", clip.id, text))
     pipeline = StreamingPipeline(FeatureExtractor(audio_cfg, video_cfg), problems,
                                  PipelineConfig(hop_s=hop_s, grace_s=1.0,
-                                                min_video_frames=min_video_frames))
+                                                min_video_frames=min_video_frames),
+                                 _gate(speech_gate))
     outcomes = []
     for event in from_clip_events(clip_events(media)):
         pipeline.push(event)
@@ -129,7 +152,10 @@ def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeat
     out = ClipWindows(audio=np.zeros((n, *audio_cfg.shape), np.float16),
                       video=np.zeros((n, *video_cfg.shape), np.float16),
                       has_audio=np.zeros(n, bool), has_face=np.zeros(n, bool),
-                      start=np.array([f.start_ns / NS for f in feats], np.float64))
+                      start=np.array([f.start_ns / NS for f in feats], np.float64),
+                      speech_fraction=np.array([np.nan if f.speech_fraction is None
+                                                else f.speech_fraction for f in feats],
+                                               np.float32).reshape(n))
     for i, f in enumerate(feats):
         if f.audio is not None:
             out.audio[i] = f.audio
@@ -141,15 +167,23 @@ def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeat
 
 
 def preprocessing_key(audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
-                      hop_s: float, pad_short: bool = True) -> str:
+                      hop_s: float, pad_short: bool = True,
+                      speech_gate: Optional[SpeechGateConfig] = None) -> str:
     """Hash of everything that shapes a clip's features besides the clip itself."""
-    params = _params(audio_cfg, video_cfg, hop_s, pad_short)
+    params = _params(audio_cfg, video_cfg, hop_s, pad_short, speech_gate)
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _params(audio_cfg, video_cfg, hop_s, pad_short) -> dict:
+def _params(audio_cfg, video_cfg, hop_s, pad_short, speech_gate=None) -> dict:
+    # The cached fraction depends on the model and the chunk threshold, not on
+    # min_speech_fraction (applied at load time).
+    gate = None
+    if speech_gate is not None:
+        model = MODEL_SHA256 if speech_gate.verify_sha256 else \
+            sha256_of(speech_gate.model_path or default_model_path())
+        gate = {"model": model, "threshold": speech_gate.threshold}
     return {"version": CACHE_VERSION, "audio": audio_cfg.to_dict(), "video": video_cfg.to_dict(),
-            "hop_s": float(hop_s), "pad_short": bool(pad_short)}
+            "hop_s": float(hop_s), "pad_short": bool(pad_short), "speech_gate": gate}
 
 
 def clip_key(clip: Clip) -> str:
@@ -173,10 +207,11 @@ class FeatureCache:
     """One ``.npz`` per clip under ``root/features-<preprocessing hash>/``."""
 
     def __init__(self, root: os.PathLike | str, audio_cfg: AudioFeatureConfig,
-                 video_cfg: VideoFeatureConfig, hop_s: float, pad_short: bool = True):
-        key = preprocessing_key(audio_cfg, video_cfg, hop_s, pad_short)
+                 video_cfg: VideoFeatureConfig, hop_s: float, pad_short: bool = True,
+                 speech_gate: Optional[SpeechGateConfig] = None):
+        key = preprocessing_key(audio_cfg, video_cfg, hop_s, pad_short, speech_gate)
         self.directory = Path(root) / f"features-{key}"
-        self._params = _params(audio_cfg, video_cfg, hop_s, pad_short)
+        self._params = _params(audio_cfg, video_cfg, hop_s, pad_short, speech_gate)
         self._shapes = (tuple(audio_cfg.shape), tuple(video_cfg.shape))
 
     def path(self, clip: Clip) -> Path:
@@ -229,14 +264,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _extract_job(args) -> tuple[int, Optional[ClipWindows], Optional[str]]:
     """Worker: (index, windows or None, error or None); caches the windows when asked."""
-    i, clip, audio_cfg, video_cfg, hop_s, pad_short, cache_root = args
+    i, clip, audio_cfg, video_cfg, hop_s, pad_short, cache_root, gate = args
     try:
-        windows = clip_windows(clip, audio_cfg, video_cfg, hop_s, pad_short)
+        windows = clip_windows(clip, audio_cfg, video_cfg, hop_s, pad_short, speech_gate=gate)
     except (MediaError, OSError, ValueError) as e:
         return i, None, str(e)
     if cache_root is not None:
         try:
-            FeatureCache(cache_root, audio_cfg, video_cfg, hop_s, pad_short).save(clip, windows)
+            FeatureCache(cache_root, audio_cfg, video_cfg, hop_s, pad_short,
+                         gate).save(clip, windows)
         except OSError as e:
             log.warning("cannot cache the features of %s: %s", clip.id, e)
     return i, windows, None
@@ -250,15 +286,16 @@ def _init_worker() -> None:
 def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
                      audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
                      hop_s: float = 0.5, cache_dir: os.PathLike | str | None = None,
-                     workers: int = 2, pad_short: bool = True, progress: bool = True
-                     ) -> FeatureSet:
+                     workers: int = 2, pad_short: bool = True, progress: bool = True,
+                     speech_gate: Optional[SpeechGateConfig] = None) -> FeatureSet:
     """Windows of every clip -> FeatureSet, from the cache where it has them.
 
     ``labels``: the dataset's ordered label list (``FeatureSet.labels`` indexes it).
     ``workers`` > 1 extracts in that many processes (started by a forkserver, so a
     calling script needs the usual ``if __name__ == "__main__":`` guard). Clips that
     cannot be read are logged and left out (and tried again next time); ValueError when
-    no clip gives a window.
+    no clip gives a window. ``speech_gate``: windows with less speech than its
+    ``min_speech_fraction`` get ``has_audio`` False (SpeechGateError: no VAD model).
     """
     label_index = {lbl: k for k, lbl in enumerate(labels)}
     unknown = sorted({c.label for c in clips} - set(label_index))
@@ -266,7 +303,8 @@ def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
         raise ValueError(f"clip labels {unknown} are not in the label list {list(labels)}")
     cache = None
     if cache_dir is not None:
-        cache = FeatureCache(cache_dir, audio_cfg, video_cfg, hop_s, pad_short)
+        cache = FeatureCache(cache_dir, audio_cfg, video_cfg, hop_s, pad_short, speech_gate)
+    _gate(speech_gate)  # a missing model fails here, before any work
     results: dict[int, ClipWindows] = {}
     errors: dict[int, str] = {}
     todo = []
@@ -284,7 +322,7 @@ def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
     log.info("features of %d clips: %d from the cache%s, %d to extract", len(clips), len(results),
              f" {cache.directory}" if cache is not None else "", len(todo))
     jobs = [(i, clips[i], audio_cfg, video_cfg, hop_s, pad_short,
-             str(cache_dir) if cache is not None else None) for i in todo]
+             str(cache_dir) if cache is not None else None, speech_gate) for i in todo]
     bar = tqdm(total=len(clips), initial=len(results), desc="features", unit="clip",
                disable=not progress or not todo)
     try:
@@ -326,13 +364,20 @@ def extract_features(clips: Sequence[Clip], labels: Sequence[str], *,
         has_audio=np.empty(n, bool), has_face=np.empty(n, bool),
         labels=np.repeat([label_index[clips[i].label] for i in order], counts).astype(np.int64),
         groups=np.repeat([clips[i].group for i in order], counts).astype(np.int64),
-        clip=np.repeat(order, counts).astype(np.int64), start=np.empty(n, np.float64))
+        clip=np.repeat(order, counts).astype(np.int64), start=np.empty(n, np.float64),
+        speech_fraction=np.empty(n, np.float32))
     at = 0
     for i in order:  # fill in place, freeing each clip's arrays: peak memory ~ one copy
         w = results.pop(i)
-        for name in ("audio", "video", "has_audio", "has_face", "start"):
+        for name in ("audio", "video", "has_audio", "has_face", "start", "speech_fraction"):
             getattr(fs, name)[at:at + len(w)] = getattr(w, name)
         at += len(w)
+    if speech_gate is not None:
+        voiced = fs.speech_fraction >= speech_gate.min_speech_fraction  # NaN: False
+        log.info("speech gate: %d of %d windows with audio hold speech (min fraction %.2f)",
+                 int((fs.has_audio & voiced).sum()), int(fs.has_audio.sum()),
+                 speech_gate.min_speech_fraction)
+        fs.has_audio &= voiced
     return fs
 
 

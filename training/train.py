@@ -29,13 +29,14 @@ import yaml
 from avemo_ros.audio_features import AudioFeatureConfig
 from avemo_ros.face_frames import VideoFeatureConfig
 from avemo_ros.fusion_rule import LOGITS, combine_batch, fit_late_fusion_weight, fusion_source
+from avemo_ros.speech_gate import SpeechGateConfig, SpeechGateError, gate_config_from, gate_record
 
 from . import models as nets
 from .datasets import DatasetError, open_dataset
 from .export import network_input_shape, write_bundle
 from .features import FeatureSet, extract_features
 from .fer_import import write_video_bundle
-from .initial_weights import InitialWeightsError, initial_weights
+from .initial_weights import InitialWeightsError, check_initial_weights, initial_weights
 from .report import ModelScore, score_model, write_training_report
 from .trainer import (TrainConfig, balanced_class_weights, distributed_context, predict,
                       seed_everything, shutdown_distributed, train_classifier)
@@ -65,6 +66,7 @@ class RunConfig:
     export: bool = True
     raw: dict = field(default_factory=dict)
     initial_weights: dict = field(default_factory=dict)  # role -> a known name or a file
+    speech_gate: Optional[SpeechGateConfig] = None  # which windows the audio nets learn from
 
     @property
     def fusions(self) -> list[str]:
@@ -95,21 +97,18 @@ def load_config(path: Path | str, overrides: Sequence[str] = ()) -> RunConfig:
         networks = raw["networks"]
         if not ({"audio", "video", "joint"} & set(networks)):
             raise ConfigError(f"{path.name}: networks must name audio, video or joint")
-        initial = dict(raw.get("initial_weights") or {})
-        for role in initial:
-            if role not in ("audio", "video") or role not in networks:
-                raise ConfigError(f"{path.name}: initial_weights.{role}: no {role} network "
-                                  "in networks (audio or video)")
+        initial = check_initial_weights(raw.get("initial_weights") or {}, networks, path.name)
         return RunConfig(
             name=raw["name"], description=raw.get("description", ""), dataset=dict(raw["dataset"]),
             audio=AudioFeatureConfig(**pre.get("audio", {})),
             video=VideoFeatureConfig(**pre.get("video", {})),
             hop_s=float(pre.get("hop_s", 0.5)), networks=dict(networks),
             training=dict(raw.get("training", {})), seeds=dict(raw.get("seeds", {})),
-            export=bool(raw.get("export", True)), raw=raw, initial_weights=initial)
+            export=bool(raw.get("export", True)), raw=raw, initial_weights=initial,
+            speech_gate=gate_config_from(pre.get("speech_gate")))
     except KeyError as e:
         raise ConfigError(f"{path.name}: missing field {e}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError) as e:  # InitialWeightsError too
         raise ConfigError(f"{path.name}: {e}") from None
 
 
@@ -205,7 +204,7 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
         torch.distributed.barrier()
     fs = extract_features(clips, labels, audio_cfg=cfg.audio, video_cfg=cfg.video, hop_s=cfg.hop_s,
                           cache_dir=cache_dir, workers=workers if dist.is_main else 1,
-                          progress=dist.is_main)
+                          progress=dist.is_main, speech_gate=cfg.speech_gate)
     if dist.distributed and dist.is_main:
         torch.distributed.barrier()
     t_feat = time.perf_counter()
@@ -287,6 +286,7 @@ def run(cfg: RunConfig, data_root: Path, run_dir: Path, *, cache_dir: Optional[P
     has_fusion = any(k.startswith("fusion:") for k in trained)
     bundle_dir = Path(bundle_dir) if bundle_dir is not None else run_dir / "bundle"
     bundle_training = {"config": cfg.name, "dataset": dataset.name, "fold": fold,
+                       "speech_gate": gate_record(cfg.speech_gate),
                        "held_out_window_accuracy": {s.name: s.window.accuracy for s in scores}}
     if cfg.initial_weights:
         bundle_training["initial_weights"] = {r: str(v) for r, v in cfg.initial_weights.items()}
@@ -386,7 +386,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = run(cfg, args.data, args.out, cache_dir=args.cache, fold=fold, resume=args.resume,
                      workers=args.workers, seed=args.seed, epochs_scale=args.epochs_scale,
                      bundle_dir=args.bundle)
-    except (ConfigError, DatasetError) as e:
+    except (ConfigError, DatasetError, SpeechGateError) as e:
         log.error("%s", e)
         return 2
     finally:
