@@ -127,7 +127,9 @@ def test_estimates_every_hop_with_correct_labels(ros):
     assert len(msgs) >= n_expected - 1, out[-3000:]
     ends = np.array([conv.stamp_to_ns(m.header.stamp) for m in msgs])
     starts = np.array([conv.stamp_to_ns(m.window_start) for m in msgs])
-    assert ends[0] == base + 3 * NS  # the first window ends 3 s after the first stamp
+    # The first window ends 3 s after the first stamp the node got: the stream's first one,
+    # unless the first messages went out just before DDS matched (seen once on Jazzy, 0.33 s).
+    assert base + 3 * NS <= ends[0] <= base + int(3.5 * NS), (ends[0] - base) / NS
     assert np.all(np.diff(ends) == int(hop * NS))  # one estimate every hop, none missing
     assert np.all(ends - starts == 3 * NS)  # header stamp = window end
     correct = []
