@@ -28,14 +28,6 @@ SUBSET = dict(seed=1, sizes=(48, 128, 400), repeats=1,
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    yield
-    cv2.setNumThreads(threads)
-
-
-@pytest.fixture(scope="module")
 def scenes():
     return list(recall_set(**SUBSET))
 

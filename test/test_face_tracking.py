@@ -4,7 +4,6 @@ through missed frames, max_faces, the no-face reasons, reset, and the search sch
 makes it cheap (full-frame detection at a low rate, change scans, searches around tracks)."""
 import re
 
-import cv2
 import numpy as np
 import pytest
 
@@ -23,14 +22,6 @@ FPS = 15.0
 @pytest.fixture(scope="module")
 def detector():
     return make_detector()
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    yield
-    cv2.setNumThreads(threads)
 
 
 def run_clip(tracker, frames):

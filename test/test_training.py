@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 from avemo_ros.audio_features import AudioFeatureConfig  # noqa: E402
 from avemo_ros.face_frames import VideoFeatureConfig  # noqa: E402
 from avemo_ros.media import write_media  # noqa: E402
+from avemo_ros.speech_gate import default_model_path  # noqa: E402
 from training.datasets import RavdessDataset  # noqa: E402
 from training.features import extract_features  # noqa: E402
 from training.models import AudioCnnRnn, IntermediateFusion, Video3dCnn  # noqa: E402
@@ -40,13 +41,12 @@ def test_features_come_from_the_node_pipeline(tmp_path):
     np.testing.assert_array_equal(cached.video, fs.video)
 
 
+@pytest.mark.skipif(not default_model_path().is_file(), reason="Silero VAD weights absent: "
+                    "python -m avemo_ros.tools.fetch_weights silero-vad")
 def test_the_speech_gate_decides_which_windows_teach_the_audio_networks(tmp_path):
-    from avemo_ros.speech_gate import SpeechGateConfig, default_model_path, gate_config_from
+    from avemo_ros.speech_gate import SpeechGateConfig, gate_config_from
     from training.features import FeatureCache
 
-    if not default_model_path().is_file():
-        pytest.skip("Silero VAD weights absent: python -m avemo_ros.tools.fetch_weights "
-                    "silero-vad")
     root = tmp_path / "ds" / "Actor_01"
     root.mkdir(parents=True)
     frames, audio, rate = render_clip("happy", 1, duration_s=3.6, intensity=2)
