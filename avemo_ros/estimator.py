@@ -100,6 +100,10 @@ class EmotionResult:
     # and the share of the window's 32 ms chunks it heard as speech (NaN: no gate ran).
     speech_detected: Optional[bool] = None
     speech_fraction: float = float("nan")
+    # The tracked face this estimate is for ("" none, or no tracker) and, on the primary
+    # face's result, every tracked face's estimate (window_faces.FaceEstimate), primary first.
+    face_id: str = ""
+    faces: list = field(default_factory=list)
 
 
 class FeatureExtractor:
@@ -108,6 +112,7 @@ class FeatureExtractor:
     def __init__(self, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeatureConfig,
                  cache_size: int = 256, cascade_path: Optional[str] = None):
         self.audio_cfg, self.video_cfg = audio_cfg, video_cfg
+        self.cascade_path = cascade_path  # the user's cascade file (None: the bundled one)
         self.detector = FaceDetector(video_cfg, cascade_path=cascade_path)
         self._boxes: OrderedDict[int, Optional[Box]] = OrderedDict()
         self._cache_size = cache_size
@@ -218,8 +223,13 @@ class EmotionEstimator:
 
     @property
     def detector(self) -> FaceDetector:
-        """The face detector of the video branch."""
+        """The bundle's face detector (training's: one largest face per whole frame)."""
         return self.extractor.detector
+
+    @property
+    def cascade_path(self) -> Optional[str]:
+        """The cascade file the user gave (None: the bundled one)."""
+        return self.extractor.cascade_path
 
     @property
     def backend_names(self) -> dict[str, str]:

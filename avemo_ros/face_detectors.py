@@ -18,6 +18,8 @@ Detectors (``make_detector(name)``; :data:`DETECTORS` lists them):
   (a test-only dependency here; its XML has a misspelt tag, mended in memory).
 * ``yunet``: ``cv2.FaceDetectorYN`` (YuNet, a small CNN) when the user gives its ONNX
   model file (``model_path``); nothing downloads it.
+* ``mtcnn``: MTCNN's three CNNs on ONNX Runtime (:mod:`avemo_ros.face_mtcnn`), weights
+  from the facenet-pytorch wheel made into ONNX at setup; ``model_path``: their folder.
 
 Choice (``python -m bench.face_tracking``): ``haar_alt2``, see :data:`DEFAULT_DETECTOR`.
 """
@@ -261,21 +263,32 @@ DETECTORS: dict[str, Callable[..., Detector]] = {
                                               name="haar_profile", mirror=True, **kw),
     "lbp_frontal": _lbp_from_skimage,
     "yunet": lambda model_path=None, **kw: YuNetDetector(model_path, **kw),
+    "mtcnn": lambda model_path=None, **kw: _mtcnn(model_path, **kw),
 }
+#: Detectors that take a ``model_path`` (a file for yunet, a folder for mtcnn).
+MODEL_DETECTORS = ("yunet", "mtcnn")
+
+
+def _mtcnn(model_path: Optional[str] = None, **kw) -> Detector:
+    """MTCNN (imported here: it needs ONNX Runtime, the cascades do not)."""
+    from .face_mtcnn import MtcnnDetector
+
+    return MtcnnDetector(model_path, **kw)
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, *, model_path: Optional[str] = None,
                   cascade_path: Optional[str] = None, **options) -> Detector:
     """A detector by name (:data:`DETECTORS`). ``cascade_path`` replaces a cascade
-    detector's file (the node's ``haar_cascade`` parameter); ``model_path`` is YuNet's model;
-    ``options`` go to the detector (``window_px``, ``min_neighbors``, ...)."""
+    detector's file (the node's ``haar_cascade`` parameter); ``model_path`` is YuNet's model
+    file or MTCNN's folder (default: the weights root's ``mtcnn``); ``options`` go to the
+    detector (``window_px``, ``min_neighbors``, ...)."""
     if name not in DETECTORS:
         raise DetectorError(f"unknown face detector {name!r}: choose from "
                             f"{', '.join(DETECTORS)}")
-    if name == "yunet":
+    if name in MODEL_DETECTORS:
         return DETECTORS[name](model_path=model_path, **options)
     if model_path:
-        raise DetectorError(f"{name} takes no model_path (only yunet does)")
+        raise DetectorError(f"{name} takes no model_path (only yunet and mtcnn do)")
     if cascade_path:
         if not name.startswith("haar_"):
             raise DetectorError(f"{name} takes no cascade_path")

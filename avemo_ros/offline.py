@@ -128,7 +128,8 @@ class StreamEvaluation:
                  audio_format: ByteFormat = ByteFormat("auto"), segments: Sequence[Any] = (),
                  min_truth_share: float = 0.5, max_image_pixels: int = DEFAULT_MAX_PIXELS,
                  min_video_frames: int = 0, clock_offset_tolerance_s: float = 1.0,
-                 log_throttle_s: float = 5.0, speech_gate: Optional[SpeechGate] = None):
+                 log_throttle_s: float = 5.0, speech_gate: Optional[SpeechGate] = None,
+                 faces: Optional[dict] = None):
         self.stats, self.source = stats, source
         self._segments, self._min_truth_share = segments, min_truth_share
         self._max_pixels = max_image_pixels
@@ -138,8 +139,8 @@ class StreamEvaluation:
             throttle_s=log_throttle_s)
         self.pipeline = StreamingPipeline(estimator, self.problems, PipelineConfig(
             hop_s=hop_s, grace_s=grace_s, min_video_frames=min_video_frames,
-            clock_offset_tolerance_s=clock_offset_tolerance_s, max_waiting_windows=None),
-            speech_gate)
+            clock_offset_tolerance_s=clock_offset_tolerance_s, max_waiting_windows=None,
+            **(faces or {})), speech_gate)
         self.audio = AudioMessageReader(audio_kind, audio_format)
         self.records: list[WindowRecord] = []
         self._first: Optional[int] = None
@@ -213,10 +214,12 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                  camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
                  legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
                  min_truth_share: float = 0.5, min_video_frames: int = 0,
-                 source: Optional[str] = None, speech_gate: Optional[SpeechGate] = None
-                 ) -> tuple[list[WindowRecord], BagStats]:
+                 source: Optional[str] = None, speech_gate: Optional[SpeechGate] = None,
+                 faces: Optional[dict] = None) -> tuple[list[WindowRecord], BagStats]:
     """Every window of one bag -> WindowRecords (truth from the bag), plus statistics.
     ``speech_gate``: judge each window's audio as the node does (None: all audio is used).
+    ``faces``: PipelineConfig face settings (``face_tracking``, ``max_faces``,
+    ``face_detector``, ``face_detector_model``; default the node's).
 
     ``source`` names the bag in the records (default: the bag's file or folder name).
     Raises BagError when the bag has neither a camera nor a microphone topic.
@@ -243,7 +246,7 @@ def evaluate_bag(path: Path | str, estimator: EmotionEstimator, *, hop_s: float 
                                min_truth_share=min_truth_share, min_video_frames=min_video_frames,
                                audio_format=ByteFormat(f.coding, f.sample_format, f.channels,
                                                        f.sample_rate),
-                               speech_gate=speech_gate)
+                               speech_gate=speech_gate, faces=faces)
         if mic and kind != "AudioStamped":
             info = _audio_info_in_bag(bag)
             if info is not None:
@@ -271,7 +274,8 @@ def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, ho
                   camera_topic: Optional[str] = None, audio_topic: Optional[str] = None,
                   legacy_format: LegacyAudioFormat = LegacyAudioFormat(),
                   min_truth_share: float = 0.5, warmup_runs: int = 1,
-                  speech_gate: Optional[dict] = None) -> OfflineResult:
+                  speech_gate: Optional[dict] = None, faces: Optional[dict] = None
+                  ) -> OfflineResult:
     """Evaluate bags with a model bundle; one estimator serves all bags, bags run in the given
     order.
 
@@ -279,7 +283,7 @@ def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, ho
     other options are those of :func:`evaluate_bag`. ``latency_s`` of each record is its
     compute time (features + inference). ``speech_gate``: None, no gate; else the
     :func:`~avemo_ros.speech_gate.bundle_gate_config` overrides (``{}``: the bundle's gate,
-    as the node's defaults give it).
+    as the node's defaults give it). ``faces``: see :func:`evaluate_bag`.
     """
     if not bag_paths:
         raise BagError("no bags to evaluate")
@@ -298,7 +302,8 @@ def evaluate_bags(bag_paths: Sequence[Path | str], bundle_dir: Path | str, *, ho
             recs, st = evaluate_bag(path, estimator, hop_s=hop_s, grace_s=grace_s,
                                     camera_topic=camera_topic,
                                     audio_topic=audio_topic, legacy_format=legacy_format,
-                                    min_truth_share=min_truth_share, speech_gate=gate)
+                                    min_truth_share=min_truth_share, speech_gate=gate,
+                                    faces=faces)
             _LOG.info("%s: %d windows, %d estimates, %.1f s of media in %.1f s%s", path,
                       st.windows, st.estimates, st.seconds_of_media, st.wall_s,
                       f", problems {st.problems}" if st.problems else "")

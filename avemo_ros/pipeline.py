@@ -10,7 +10,13 @@ makes possible; ``step`` does one unit of that work, most urgent first:
    branch is usually done already, by
 2. a window whose frames are final (its last frame sample has arrived, ~half a frame slot
    before its end): its face stack and video network, ahead of its audio;
-3. a kept frame: decoded to grey and its face detected, ahead of its windows.
+3. a kept frame: decoded to grey and its faces found (the face source: a detect-then-
+   track :class:`~avemo_ros.face_tracking.FaceTracker`, in stamp order), ahead of its
+   windows.
+
+Each tracked face (up to ``max_faces``, largest first) gets its own video branch and its
+own fusion with the window's one audio branch (:mod:`avemo_ros.window_faces`); the
+largest face's result is the window's, carrying every face's estimate in ``faces``.
 
 Every window a stream completes is accounted for as a :class:`WindowOutcome`: estimated,
 skipped (neither usable audio nor a face; windows with no data are skipped without any
@@ -33,11 +39,13 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .estimator import AudioBranch, EmotionEstimator, EmotionResult, VideoBranch
-from .face_frames import Box, FaceStack, to_grey
+from .face_frames import FaceStack, to_grey
+from .face_tracks import FrameResult
 from .input_problems import Problem, ProblemLog, problem_of
 from .speech_gate import SpeechDecision, SpeechGate
 from .stream_events import CameraFrame, MicrophoneChunk
 from .window import NS, VideoWindow, Window, WindowBuffer
+from .window_faces import NO_FACE_COUNTERS, WindowFaces, face_source, fused_results, window_faces
 
 Event = Union[CameraFrame, MicrophoneChunk]
 ESTIMATED, SKIPPED, DROPPED, FAILED = "estimated", "skipped", "dropped", "failed"
@@ -52,6 +60,10 @@ class PipelineConfig:
     frames a window needs for a video modality (0: half the model's frames per window,
     never more than those). ``clock_offset_tolerance_s``: how far the
     two streams' stamps may disagree (each against its arrival time) before it is reported.
+    ``face_tracking``: detect, then track several faces with ids (False: the bundle's
+    detector on every whole frame, largest face only, as training crops);
+    ``max_faces``: faces estimated per window; ``face_detector`` /
+    ``face_detector_model``: the tracker's detector (:mod:`avemo_ros.face_detectors`).
     """
 
     hop_s: float = 1.0
@@ -59,6 +71,10 @@ class PipelineConfig:
     min_video_frames: int = 0
     clock_offset_tolerance_s: float = 1.0
     max_waiting_windows: Optional[int] = None
+    face_tracking: bool = True
+    max_faces: int = 3
+    face_detector: str = "haar_alt2"
+    face_detector_model: Optional[str] = None
 
 
 @dataclass
@@ -74,15 +90,15 @@ class WindowOutcome:
 
 
 class FrameSlot:
-    """A kept frame: its event until prepared, then its grey image and face box."""
+    """A kept frame: its event until prepared, then its grey image and its faces."""
 
-    __slots__ = ("stamp_ns", "event", "grey", "box", "failed")
+    __slots__ = ("stamp_ns", "event", "grey", "faces", "failed")
 
     def __init__(self, event: CameraFrame):
         self.stamp_ns = event.stamp_ns
         self.event: Optional[CameraFrame] = event
         self.grey: Optional[np.ndarray] = None
-        self.box: Optional[Box] = None
+        self.faces: Optional[FrameResult] = None
         self.failed = False
 
     @property
@@ -131,10 +147,14 @@ class StreamingPipeline:
 
     def __init__(self, estimator: EmotionEstimator, problems: ProblemLog,
                  config: PipelineConfig = PipelineConfig(),
-                 speech_gate: Optional[SpeechGate] = None):
+                 speech_gate: Optional[SpeechGate] = None, faces: Any = None):
         m = estimator.manifest
         self.estimator, self.problems, self.config = estimator, problems, config
         self.speech_gate = speech_gate
+        # the face source (window_faces): update_frame(stamp_ns, grey), reset()
+        self.faces = faces if faces is not None else face_source(
+            estimator, config.face_tracking, config.max_faces, config.face_detector,
+            config.face_detector_model)
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=config.hop_s,
                                    n_frames=m.video.n_frames, grace_s=config.grace_s,
                                    sample_rate=getattr(m.audio, "sample_rate", None))
@@ -143,13 +163,13 @@ class StreamingPipeline:
         self.min_video_frames = min(config.min_video_frames or max(1, n // 2), n)
         self._to_prepare: deque[FrameSlot] = deque()
         self._video_ahead: deque[VideoWindow] = deque()
-        self._video_done: dict[int, tuple[tuple[int, ...], VideoBranch]] = {}
+        self._video_done: dict[int, tuple[tuple[int, ...], WindowFaces]] = {}
         # (window, complete at (monotonic s), arrival of the input that completed it)
         self._waiting: deque[tuple[Window, float, Optional[int]]] = deque()
         self._received_ns: Optional[int] = None  # arrival of the event being pushed
         self._done: list[WindowOutcome] = []  # outcomes decided without compute
-        self.face_detection_s = 0.0  # seconds spent detecting faces so far
-        self.frames_prepared = 0  # frames decoded and looked at for a face so far
+        self.face_detection_s = 0.0  # seconds spent finding (detecting, tracking) faces
+        self.frames_prepared = 0  # frames decoded and looked at for faces so far
 
     # --- input ------------------------------------------------------------------------
     def push(self, event: Event, now_s: Optional[float] = None) -> None:
@@ -193,6 +213,7 @@ class StreamingPipeline:
             self._video_ahead.clear()
             self._video_done.clear()
             self._clock.reset()
+            self.faces.reset()
         self.problems.report(problem, f"{what} at {stamp_ns / NS:.3f} s: {problem.cause}")
 
     def _window_ready(self, window: Window) -> None:
@@ -250,9 +271,14 @@ class StreamingPipeline:
         return out
 
     def _prepare(self, slot: FrameSlot) -> None:
-        """Decode a kept frame to grey and detect its face (once per frame)."""
+        """Decode a kept frame to grey and find its faces (once per frame; the frames
+        queued before it first: the face source sees them in stamp order)."""
         if slot.prepared:
             return
+        while self._to_prepare and self._to_prepare[0].stamp_ns < slot.stamp_ns:
+            earlier = self._to_prepare.popleft()
+            if earlier.stamp_ns >= self.buffer.next_window_start_ns:
+                self._prepare(earlier)
         event, slot.event = slot.event, None  # the grey image is kept, the message freed
         try:
             slot.grey = to_grey(event.decode(event.payload))
@@ -262,24 +288,26 @@ class StreamingPipeline:
                                  f"camera frame at {slot.stamp_ns / NS:.3f} s left out: {exc}")
             return
         t0 = time.perf_counter()
-        slot.box = self.estimator.detector.detect(slot.grey)
+        slot.faces = self.faces.update_frame(slot.stamp_ns, slot.grey)
         self.face_detection_s += time.perf_counter() - t0
         self.frames_prepared += 1
 
-    def _video_branch(self, frames: list[Any]) -> VideoBranch:
+    def _video_branch(self, frames: list[Any]) -> WindowFaces:
+        """Every tracked face's video branch over a window's selected frames."""
         t0 = time.perf_counter()
-        greys, boxes, bad = [], [], set()
+        greys, results, bad = [], [], set()
         for slot in frames:
             self._prepare(slot)
             if slot.failed:
                 bad.add(slot.stamp_ns)
                 continue
             greys.append(slot.grey)
-            boxes.append(slot.box)
-        branch = self.estimator.video_branch(greys, boxes, len(bad))
-        branch.timings["frame_preparation"] = time.perf_counter() - t0 - sum(
-            branch.timings.values())
-        return branch
+            results.append(slot.faces)
+        faces = window_faces(self.estimator, greys, results, len(bad), self.config.max_faces)
+        timings = faces.branches[0][1].timings
+        timings["frame_preparation"] = time.perf_counter() - t0 - sum(
+            sum(v.timings.values()) for _, v in faces.branches)
+        return faces
 
     def _compute_video_ahead(self, vw: VideoWindow) -> None:
         if vw.end_ns < self.buffer.next_window_end_ns or \
@@ -299,20 +327,23 @@ class StreamingPipeline:
         try:
             done = self._video_done.pop(window.end_ns, None)
             if not window.has_video:
-                video = VideoBranch(FaceStack(None, False, 0.0, None), None, None)
+                faces = WindowFaces([("", VideoBranch(FaceStack(None, False, 0.0, None),
+                                                      None, None))], None)
             elif done is not None and done[0] == tuple(window.frame_stamps_ns):
-                video = done[1]
+                faces = done[1]
             else:
-                video = self._video_branch(window.frames)
+                faces = self._video_branch(window.frames)
             audio, speech = self._audio_branch(window)
-            result = self.estimator.result(window.start_ns, window.end_ns, audio, video,
-                                           critical_time=time.perf_counter() - t0,
-                                           speech=speech)
+            result = fused_results(self.estimator, window.start_ns, window.end_ns, audio,
+                                   faces, critical_time=time.perf_counter() - t0,
+                                   speech=speech)
         except Exception as exc:  # noqa: BLE001 - a failing window must not stop the stream
             self.problems.report(Problem.INFERENCE_ERRORS,
                                  f"{end} failed: {type(exc).__name__}: {exc}")
             return WindowOutcome(window.start_ns, window.end_ns, FAILED, None, wait, complete_ns)
         self._prune_video()
+        if window.has_video and faces.reason is not None:
+            self.problems.count(NO_FACE_COUNTERS[faces.reason])  # why the frames show none
         if result is None:
             if speech is not None and not speech.speech_detected:
                 self.problems.count("windows_idle")  # nobody speaks, nobody in view

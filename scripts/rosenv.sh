@@ -27,6 +27,9 @@ set +u
 if [ -f "$AVEMO_INSTALL_DIR/fixtures/$fixture/setup.bash" ]; then
   source "$AVEMO_INSTALL_DIR/fixtures/$fixture/setup.bash"
 fi
+if [ -f "$AVEMO_INSTALL_DIR/fixtures/hri_msgs/setup.bash" ]; then
+  source "$AVEMO_INSTALL_DIR/fixtures/hri_msgs/setup.bash"
+fi
 source "$AVEMO_INSTALL_DIR/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export ROS_LOCALHOST_ONLY=1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-step setup: Python environment, ROS 2 (a sourced install, or Kilted / Jazzy wheels
-# from PyPI), colcon build of avemo_ros (and of the audio_common_msgs fixtures where that
-# package is missing). Idempotent: with nothing changed, a second run only re-checks and
+# from PyPI), colcon build of avemo_ros (and of the audio_common_msgs and hri_msgs fixtures where
+# those packages are missing). Idempotent: with nothing changed, a second run only re-checks and
 # rebuilds incrementally.
 #
 #   scripts/setup.sh                         # ROS 2 Kilted wheels (the default)
@@ -285,11 +285,24 @@ if ! "$VPY" -c 'import audio_common_msgs' >/dev/null 2>&1; then
           "$INSTALL/fixtures/$flavour" "$flavour"
   done
 fi
-# --- 6. model weights that ship inside registry wheels (Silero VAD, FER2013 mini-Xception):
-# pip download --no-deps, only the pinned files, checked by SHA-256; nothing when present.
+# hri_msgs (ROS4HRI, REP-155) is not installable here either: the fixture holds the two
+# messages avemo_ros publishes, as the released package defines them.
+if ! "$VPY" -c 'import hri_msgs' >/dev/null 2>&1; then
+  log "colcon build fixture hri_msgs"
+  build "$ROOT/test/fixtures/hri_msgs" "$BUILD/fixtures/hri_msgs" "$INSTALL/fixtures/hri_msgs" \
+        hri_msgs
+fi
+# --- 6. model weights that ship inside registry wheels (Silero VAD, FER2013 mini-Xception,
+# MTCNN): pip download --no-deps, only the pinned files, checked by SHA-256; nothing when
+# present. MTCNN's PyTorch state dicts are then made into the ONNX files the node runs
+# (torch, here at setup only; nothing when the ONNX files match their record).
 weights_root="${AVEMO_WEIGHTS:-$ROOT/data/weights}"
 if ! "$VPY" -m avemo_ros.tools.fetch_weights all --dest "$weights_root" \
     >"$BUILD/weights.log" 2>&1; then
   log "model weights not fetched (see $BUILD/weights.log): the tests that need them skip"
+fi
+if [ -f "$weights_root/mtcnn/pnet.pt" ] && ! "$VPY" -m training.mtcnn_export \
+    --weights-dir "$weights_root/mtcnn" >>"$BUILD/weights.log" 2>&1; then
+  log "MTCNN ONNX files not made (see $BUILD/weights.log): the mtcnn detector is unavailable"
 fi
 log "done ($TAG: venv $VENV, install space install/$TAG)"

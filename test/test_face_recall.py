@@ -128,8 +128,8 @@ def test_yunet_needs_its_model_file(tmp_path):
 
 def test_detector_names_and_options(tmp_path):
     assert DEFAULT_DETECTOR in DETECTORS and "yunet" in DETECTORS
-    with pytest.raises(DetectorError, match="unknown face detector 'mtcnn'"):
-        make_detector("mtcnn")
+    with pytest.raises(DetectorError, match="unknown face detector 'nope'"):
+        make_detector("nope")
     with pytest.raises(DetectorError, match="only yunet"):
         make_detector("haar_alt2", model_path="x.onnx")
     mine = tmp_path / "my_cascade.xml"

@@ -1,13 +1,23 @@
 """The one label table: names, aliases, REP-155 expressions and valence/arousal."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from avemo_ros.labels import (EMOTIONS, FER2013_LABELS, FER2013_NAMES, RAVDESS_LABELS, REP155,
                               canonical, canonical_labels, emotion, expression, valence_arousal)
 
-# hri_msgs/msg/Expression.msg (hri_msgs 2.0.0) string constants this table may use.
-HRI_EXPRESSIONS = {"neutral", "angry", "sad", "happy", "surprised", "disgusted", "scared",
-                   "annoyed", "excited"}
+# hri_msgs/msg/Expression.msg's string constants (hri_msgs 2.0.0), read from the fixture
+# package's definition (test/fixtures/hri_msgs), which the node's REP-155 output uses here.
+_FIXTURE = Path(__file__).parent / "fixtures" / "hri_msgs" / "msg" / "Expression.msg"
+HRI_CONSTANTS = dict(re.findall(r'^string ([A-Z_]+)="([a-z_]+)"$', _FIXTURE.read_text(), re.M))
+HRI_EXPRESSIONS = set(HRI_CONSTANTS.values())
+
+
+def test_the_table_uses_hri_msgs_constants_by_their_names():
+    assert len(HRI_CONSTANTS) == 25  # the released Expression.msg's constants
+    assert all(HRI_CONSTANTS[name] == value for name, value in REP155.items())
 
 
 def test_every_label_has_a_rep155_expression_and_circumplex_coordinates():

@@ -74,6 +74,7 @@ def make(max_waiting=None, **cfg):
     lines = []
     log = ProblemLog(health, lambda level, text: lines.append(text), throttle_s=5.0)
     est = FakeEstimator()
+    cfg.setdefault("face_tracking", False)  # the fake detector on every frame
     pipe = StreamingPipeline(est, log, PipelineConfig(hop_s=1.0, grace_s=0.5,
                                                       max_waiting_windows=max_waiting, **cfg))
     return pipe, health, lines, est
@@ -331,10 +332,11 @@ def test_a_full_inbox_drops_the_oldest_input_counted():
 def test_min_video_frames_defaults_to_half_the_models_frames_and_never_exceeds_them():
     est = FakeEstimator()
     log = ProblemLog(Health(), lambda *a: None)
-    assert StreamingPipeline(est, log, PipelineConfig()).min_video_frames == 10
+    assert StreamingPipeline(est, log, PipelineConfig(face_tracking=False)).min_video_frames == 10
     est.manifest.video.n_frames = 8
-    assert StreamingPipeline(est, log, PipelineConfig()).min_video_frames == 4
-    assert StreamingPipeline(est, log, PipelineConfig(min_video_frames=12)).min_video_frames == 8
+    assert StreamingPipeline(est, log, PipelineConfig(face_tracking=False)).min_video_frames == 4
+    cfg = PipelineConfig(min_video_frames=12, face_tracking=False)
+    assert StreamingPipeline(est, log, cfg).min_video_frames == 8
 
 
 # --- the speech gate (the real Silero VAD) -----------------------------------------------

@@ -52,7 +52,7 @@ from .datasets import Clip, read_clip
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of cached features changes without a parameter changing.
-CACHE_VERSION = 4
+CACHE_VERSION = 5  # 5: faces found by the pipeline's tracker (primary face), not per frame
 
 
 @dataclass
@@ -137,9 +137,12 @@ def clip_windows(clip: Clip, audio_cfg: AudioFeatureConfig, video_cfg: VideoFeat
     media = read_clip(clip)
     if pad_short:
         media = _pad_to_window(media, audio_cfg.window_s)
-    problems = ProblemLog(Health(), lambda level, text: log.debug("%s: %s", clip.id, text))
+    # errors (a window whose computation failed) are warnings: a silent failure would look
+    # like a clip without windows
+    problems = ProblemLog(Health(), lambda level, text: log.log(
+        logging.WARNING if level >= 2 else logging.DEBUG, "%s: %s", clip.id, text))
     pipeline = StreamingPipeline(FeatureExtractor(audio_cfg, video_cfg), problems,
-                                 PipelineConfig(hop_s=hop_s, grace_s=1.0,
+                                 PipelineConfig(hop_s=hop_s, grace_s=1.0, max_faces=1,
                                                 min_video_frames=min_video_frames),
                                  _gate(speech_gate))
     outcomes = []

@@ -111,14 +111,15 @@ class AudioInput:
 
     ``cfg``: the node's parameter values (audio_msg_type, audio_coding_format,
     audio_sample_format, audio_channels, audio_sample_rate, audio_reliability,
-    audio_clock). ``on_chunk(chunk)`` gets every chunk; ``warn(Problem, text)`` every
-    problem; ``count(counter)`` plain events; ``peer_stamp()`` the camera's latest stamp
-    (ns, or None) for telling a foreign audio clock from a replayed one.
+    audio_clock). ``on_chunk(chunk)`` gets every chunk; ``warn(Problem, text, n=1)`` every
+    problem (messages lost in transport included); ``count(counter)`` plain events;
+    ``peer_stamp()`` the camera's latest stamp (ns, or None) for telling a foreign audio
+    clock from a replayed one.
     Threads: the node's executor thread only (subscription and timer callbacks).
     """
 
     def __init__(self, node: Any, cfg: dict[str, Any], on_chunk: Callable[[AudioChunk], None],
-                 warn: Callable[[Problem, str], None], count: Callable[[str], None],
+                 warn: Callable[..., None], count: Callable[[str], None],
                  peer_stamp: Callable[[], Optional[int]] = lambda: None):
         self._node, self._cfg, self._peer_ns = node, cfg, peer_stamp
         self._on_chunk, self._warn, self._count = on_chunk, warn, count
@@ -143,14 +144,15 @@ class AudioInput:
         self._waiting_since: Optional[float] = None
 
     # --- subscriptions ----------------------------------------------------------------
-    def subscribe(self, on_lost: Callable[[Any], None]) -> list:
-        """Create the audio (and audio_info) subscriptions; returns them.
+    def subscribe(self, on_lost: Optional[Callable[[Any], None]] = None) -> list:
+        """Create the audio (and audio_info) subscriptions; returns them. ``on_lost(info)``
+        hears of messages lost in transport (default: reported as AUDIO_LOST).
 
         ``audio_reliability: auto`` subscribes reliable (no loss from reliable publishers,
         e.g. audio_capture, bag players) and turns best effort when a best-effort
         publisher (mgonzs13's capturer) is on the topic or shows up later.
         """
-        self._on_lost = on_lost
+        self._on_lost = on_lost or self._report_lost
         mode = self._cfg["audio_reliability"]
         first = "best_effort" if mode == "best_effort" else "reliable"
         self._subs = [self._audio_subscription(first)]
@@ -163,6 +165,10 @@ class AudioInput:
                 self.info_type, "audio_info", self._on_info, INFO_QOS))
             self._info_publishers()
         return self._subs
+
+    def _report_lost(self, info: Any) -> None:
+        n = info.total_count_change
+        self._warn(Problem.AUDIO_LOST, f"{n} audio message(s) lost in transport", n)
 
     def _info_publishers(self) -> int:
         """Publishers on audio_info; adds the transient-local subscription for latched ones."""

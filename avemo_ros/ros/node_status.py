@@ -90,3 +90,13 @@ def node_status(name: str, health: Health, previous: dict[str, int], state: str,
     kv = {"state": state, **{k: str(v) for k, v in sorted(counts.items())}, **extra}
     status.values = [KeyValue(key=k, value=str(v)) for k, v in kv.items()]
     return status, counts
+
+
+def diagnostics_extra(model_id: Optional[str], first_estimate_delay: Optional[float],
+                      gauges: dict[str, Any], timings: dict[str, str]) -> dict[str, Any]:
+    """The key/values besides the counters: model id, first-estimate delay, the worker's
+    gauges, the timing percentiles."""
+    extra: dict[str, Any] = {"model_id": model_id} if model_id else {}
+    if first_estimate_delay is not None:
+        extra["first_estimate_delay_s"] = f"{first_estimate_delay:.3f}"
+    return {**extra, **gauges, **timings}

@@ -13,7 +13,6 @@ import time
 from typing import Any, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -21,22 +20,24 @@ from std_msgs.msg import Header
 
 from .. import conversions as conv
 from ..audio_codec import AudioChunk
-from ..estimator import EmotionEstimator, EmotionResult
+from ..estimator import EmotionEstimator
 from ..health import Health
 from ..input_problems import Problem, ProblemLog, problem_of
 from ..pipeline import ESTIMATED, StreamingPipeline, WindowOutcome
 from ..pipeline_thread import PipelineThread
-from ..speech_gate import SpeechGate, SpeechGateError
+from ..speech_gate import SpeechGate
 from ..stream_events import camera_frame, microphone_chunk
 from ..window import NS
 from .audio_input import AudioInput
-from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks, ros_context
+from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks
 from .debug_image import DebugImagePublisher
-from .estimate_msg import estimate_message
-from .node_status import FRAMES_LOST_FIX, RollingTimes, log_to, node_status
+from .estimate_msg import emotion_estimate_type, estimate_message
+from .hri_output import HriOutput
+from .node_status import FRAMES_LOST_FIX, RollingTimes, diagnostics_extra, log_to, node_status
 from .params import declare, values
-from .perception_params import PARAMS, estimator_args, pipeline_config, speech_gate
-from .ros_logging import route_python_logging
+from .perception_params import (PARAMS, configured_text, estimator_args, face_source_for,
+                                pipeline_config, speech_gate)
+from .ros_logging import spin_node
 
 
 class PerceptionNode(LifecycleNode):
@@ -55,6 +56,8 @@ class PerceptionNode(LifecycleNode):
         self._audio: Optional[AudioInput] = None
         self._emotion_pub = None
         self._debug: Optional[DebugImagePublisher] = None  # ~/debug_image (debug_image.py)
+        self._hri: Optional[HriOutput] = None  # REP-155 topics (hri_output.py)
+        self._faces: Any = None  # the pipeline's face source (tracker), made at configure
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._subs: list = []
         self._cfg: dict[str, Any] = {}
@@ -82,11 +85,8 @@ class PerceptionNode(LifecycleNode):
             t0 = time.perf_counter()
             self.estimator = EmotionEstimator(**estimator_args(self._cfg))
             self.estimator.warmup(self._cfg["warmup_runs"])
-            try:
-                self.speech_gate = speech_gate(self._cfg, self.estimator.manifest.training)
-            except SpeechGateError as e:
-                raise SpeechGateError(f"{e} (or set speech_gate:=false to use all audio)") \
-                    from None
+            self.speech_gate = speech_gate(self._cfg, self.estimator.manifest.training)
+            self._faces = face_source_for(self._cfg, self.estimator)
             load_s = time.perf_counter() - t0
         except Exception as e:  # any failure to load must leave the node unconfigured
             self._config_error = str(e)
@@ -96,30 +96,28 @@ class PerceptionNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._config_error = None
         self._emotion_pub = self.create_lifecycle_publisher(
-            self._msg_type(), "emotion", QoSProfile(depth=10))
+            emotion_estimate_type(), "emotion", QoSProfile(depth=10))
         self._debug = DebugImagePublisher.create(self, self._cfg["debug_rate_hz"],
                                                  self._cfg["max_image_pixels"])
-        gate = self.speech_gate.config if self.speech_gate else None
-        self.get_logger().info(
-            f"configured: model {self.estimator.model_id} ({self.estimator.backend_names}), "
-            f"labels {self.estimator.labels}, speech gate " + (
-                f"threshold {gate.threshold:g}, min_speech_fraction {gate.min_speech_fraction:g}"
-                if gate else "off") + f"; loaded and warmed up in {load_s:.2f} s")
+        self._hri = HriOutput.create(self, self._cfg["hri_output"])
+        self.get_logger().info(configured_text(self.estimator, self.speech_gate, self._faces,
+                                               self._cfg, load_s))
         self._state = "inactive"
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         c = self._cfg
-        config = pipeline_config(c, self.estimator.manifest.audio.window_s)
-        self._worker = PipelineThread(StreamingPipeline(self.estimator, self.problems, config,
-                                                        self.speech_gate), self._on_outcome)
+        self._faces.reset()
+        self._worker = PipelineThread(StreamingPipeline(
+            self.estimator, self.problems, pipeline_config(c, self.estimator), self.speech_gate,
+            self._faces), self._on_outcome)
         self._worker.start()
         lost_frames = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
         compressed = c["image_transport"] == "compressed"
         self._subs.append(self.create_subscription(
             CompressedImage if compressed else Image, "image/compressed" if compressed
             else "image", self._on_image, qos_profile_sensor_data, event_callbacks=lost_frames))
-        self._audio.subscribe(self._on_audio_lost)
+        self._audio.subscribe()
         self._activated_at = time.monotonic()
         self.first_estimate_delay = None
         self._state = "active"
@@ -129,8 +127,7 @@ class PerceptionNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self._stop_worker()
+        self._stop_input()
         self._state = "inactive"
         return super().on_deactivate(state)
 
@@ -140,18 +137,19 @@ class PerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self._stop_worker()
+        self._stop_input()
         self._release()
         self._state = "finalized"
         return TransitionCallbackReturn.SUCCESS
 
-    def _unsubscribe(self) -> None:
+    def _stop_input(self) -> None:
+        """Unsubscribe, then stop the worker (what it computed is still published)."""
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs.clear()
         if self._audio is not None:
             self._audio.unsubscribe()
+        self._stop_worker()
 
     def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
@@ -162,19 +160,14 @@ class PerceptionNode(LifecycleNode):
         if self._emotion_pub is not None:
             self.destroy_lifecycle_publisher(self._emotion_pub)
             self._emotion_pub = None
-        if self._debug is not None:
-            self._debug.destroy()
-            self._debug = None
+        for pub in (self._debug, self._hri):
+            if pub is not None:
+                pub.destroy()
+        self._debug = self._hri = self._faces = None
         if self.estimator is not None:
             self.estimator.close()
             self.estimator = None
-        self.speech_gate = None
-        self._audio = None
-
-    @staticmethod
-    def _msg_type():
-        from avemo_ros.msg import EmotionEstimate
-        return EmotionEstimate
+        self.speech_gate = self._audio = None
 
     # --- input (executor thread) ------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -209,10 +202,6 @@ class PerceptionNode(LifecycleNode):
         self.problems.report(Problem.FRAMES_LOST,
                              f"{n} camera frame(s) lost in transport: {FRAMES_LOST_FIX}", n)
 
-    def _on_audio_lost(self, info: QoSMessageLostInfo) -> None:
-        n = info.total_count_change
-        self.problems.report(Problem.AUDIO_LOST, f"{n} audio message(s) lost in transport", n)
-
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
@@ -222,8 +211,12 @@ class PerceptionNode(LifecycleNode):
         if outcome.status != ESTIMATED or r is None or self._emotion_pub is None:
             return
         t0 = time.perf_counter()
-        latency = self._publish(r)
-        critical = r.critical_time + time.perf_counter() - t0
+        msg = estimate_message(r, emotion_estimate_type(), self._camera_frame if r.face_found
+                               else self._audio.frame_id, self.estimator.model_id, self._now_ns())
+        self._emotion_pub.publish(msg)
+        latency, critical = msg.latency, r.critical_time + time.perf_counter() - t0
+        if self._hri is not None:
+            self._hri.publish(r, self._camera_frame)
         if self._debug is not None:
             self._debug.on_estimate(r, latency)
         self.timings.add_estimate(latency, r, critical, outcome)
@@ -233,23 +226,15 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().info(f"first estimate {self.first_estimate_delay:.2f} s after "
                                    f"activation: {r.label} ({r.confidence:.2f})")
 
-    def _publish(self, r: EmotionResult) -> float:
-        """Publish one estimate; returns its latency (window end -> publication), s."""
-        frame_id = self._camera_frame if r.face_found else self._audio.frame_id
-        msg = estimate_message(r, self._msg_type(), frame_id, self.estimator.model_id,
-                               self._now_ns())
-        self._emotion_pub.publish(msg)
-        return msg.latency
-
     # --- diagnostics (executor thread) -------------------------------------------------
     def publish_diagnostics(self) -> None:
         """Publish the counters and the state on /diagnostics."""
         if self._audio is not None:
             self._audio.check_graph()
-        extra: dict[str, Any] = {"model_id": self.estimator.model_id} if self.estimator else {}
-        if self.first_estimate_delay is not None:
-            extra["first_estimate_delay_s"] = f"{self.first_estimate_delay:.3f}"
-        extra.update({**(self._worker.gauges if self._worker else {}), **self.timings.summary()})
+        extra = diagnostics_extra(self.estimator.model_id if self.estimator else None,
+                                  self.first_estimate_delay,
+                                  self._worker.gauges if self._worker else {},
+                                  self.timings.summary())
         status, self._last_diag_counts = node_status(
             self.get_fully_qualified_name(), self.health, self._last_diag_counts, self._state,
             self._config_error, extra)
@@ -259,12 +244,4 @@ class PerceptionNode(LifecycleNode):
 
 def main(args=None) -> None:
     """Run the node alone (lifecycle transitions come from launch or a lifecycle manager)."""
-    try:
-        with ros_context(args):
-            node = PerceptionNode()
-            route_python_logging(node)
-            executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    spin_node(PerceptionNode, args)

@@ -9,9 +9,11 @@ from typing import Any
 
 from ..audio_codec import AUDIO_MSG_TYPES
 from ..backends import BACKENDS
+from ..face_detectors import DEFAULT_DETECTOR, DETECTORS
 from .audio_input import CLOCK_CHOICES, CODING_CHOICES, RELIABILITY_CHOICES
 from ..pipeline import PipelineConfig
-from ..speech_gate import SpeechGate, bundle_gate_config
+from ..window_faces import face_source
+from ..speech_gate import SpeechGate, SpeechGateError, bundle_gate_config
 from .params import ParamSpec
 
 PARAMS = (
@@ -62,6 +64,20 @@ PARAMS = (
               "height); detection scales the image so that such a face fills the cascade's "
               "smallest window. 0: the bundle's setting (64 for bundles made now).",
               range=(0, 4096)),
+    ParamSpec("face_tracking", True, "Detect faces at a low rate and track them in between, "
+              "each with a stable id (REP-155 style); false: detect on every kept frame, "
+              "largest face only (as training crops)."),
+    ParamSpec("max_faces", 3, "Tracked faces estimated per window, largest first: each gets "
+              "its own video estimate fused with the shared audio; the largest (the primary "
+              "face) goes on 'emotion'.", range=(1, 16)),
+    ParamSpec("face_detector", DEFAULT_DETECTOR, "The tracker's face detector (haar_alt2: "
+              "OpenCV's cascade chosen by recall on real photographs; yunet needs "
+              "face_detector_model).", choices=tuple(DETECTORS)),
+    ParamSpec("face_detector_model", "", "Model file of a detector that needs one (yunet: "
+              "face_detection_yunet_*.onnx); nothing downloads it."),
+    ParamSpec("hri_output", True, "Also publish every tracked face's estimate the ROS4HRI way "
+              "(REP-155): hri_msgs/Expression on /humans/faces/<id>/expression and "
+              "hri_msgs/IdsList on /humans/faces/tracked (needs hri_msgs)."),
     ParamSpec("speech_gate", True, "Judge each window's audio with the Silero VAD speech gate: "
               "a window with less speech than min_speech_fraction has no audio modality (its "
               "audio never reaches the audio network; speech_detected false). false: all "
@@ -87,13 +103,24 @@ PARAMS = (
 )
 
 
-def pipeline_config(cfg: dict[str, Any], window_s: float) -> PipelineConfig:
-    """The pipeline settings from the node's parameter values (``window_s``: the model's)."""
+def pipeline_config(cfg: dict[str, Any], estimator: Any) -> PipelineConfig:
+    """The pipeline settings from the node's parameter values, for ``estimator``'s bundle
+    (its window length)."""
+    window_s = estimator.manifest.audio.window_s
     waiting = cfg["max_waiting_windows"] or math.ceil(window_s / cfg["hop_s"]) + 2
     return PipelineConfig(hop_s=cfg["hop_s"], grace_s=cfg["grace_s"],
                           min_video_frames=cfg["min_video_frames"],
                           clock_offset_tolerance_s=cfg["clock_offset_tolerance_s"],
-                          max_waiting_windows=waiting)
+                          max_waiting_windows=waiting, face_tracking=cfg["face_tracking"],
+                          max_faces=cfg["max_faces"], face_detector=cfg["face_detector"],
+                          face_detector_model=cfg["face_detector_model"] or None)
+
+
+def face_source_for(cfg: dict[str, Any], estimator: Any) -> Any:
+    """The pipeline's face source from the node's parameter values (raises DetectorError /
+    CascadeNotFoundError naming the fix)."""
+    return face_source(estimator, cfg["face_tracking"], cfg["max_faces"], cfg["face_detector"],
+                       cfg["face_detector_model"] or None)
 
 
 def estimator_args(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +131,24 @@ def estimator_args(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def speech_gate(cfg: dict[str, Any], training: dict) -> "SpeechGate | None":
     """The node's speech gate (None: ``speech_gate`` off) for a bundle's ``training``
-    record; raises SpeechGateError when the VAD model is missing or wrong."""
+    record; raises SpeechGateError (naming both fixes) when the VAD model is missing or
+    wrong."""
     if not cfg["speech_gate"]:
         return None
-    return SpeechGate(bundle_gate_config(training, cfg["speech_threshold"],
-                                         cfg["min_speech_fraction"], cfg["vad_model"] or None))
+    try:
+        return SpeechGate(bundle_gate_config(training, cfg["speech_threshold"],
+                                             cfg["min_speech_fraction"], cfg["vad_model"] or None))
+    except SpeechGateError as e:
+        raise SpeechGateError(f"{e} (or set speech_gate:=false to use all audio)") from None
+
+
+def configured_text(estimator: Any, gate: "SpeechGate | None", faces: Any,
+                    cfg: dict[str, Any], load_s: float) -> str:
+    """The node's log line once configured: model, backends, labels, gate, faces."""
+    g = gate.config if gate else None
+    speech = (f"threshold {g.threshold:g}, min_speech_fraction {g.min_speech_fraction:g}"
+              if g else "off")
+    detector = getattr(getattr(faces, "detector", None), "name", "")
+    return (f"configured: model {estimator.model_id} ({estimator.backend_names}), labels "
+            f"{estimator.labels}, speech gate {speech}, faces {type(faces).__name__} "
+            f"{detector} (max_faces {cfg['max_faces']}); loaded and warmed up in {load_s:.2f} s")

