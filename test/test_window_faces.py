@@ -82,8 +82,6 @@ def run(frames, fps=15.0, audio=True, **cfg):
 def two_people():
     """6 s of two people at 640x480, 15 fps: "a" (the astronaut, ~110 px, left) and "b"
     (her mirror image, ~80 px, right)."""
-    if skimage_unavailable():
-        pytest.skip(skimage_unavailable())
     return [(f.stamp_ns, f.grey) for f in two_face_clip(seconds=6.0, fps=15.0, seed=3)]
 
 
