@@ -7,9 +7,11 @@
 Sections: per-stage costs (this process), live latency through DDS with the node, a
 publisher and this recorder in three processes (once per Fast DDS transport setting, see
 bench/live.py TRANSPORTS: ``default`` is what the runner / launch file now choose with no
-user setting, ``untuned`` Fast DDS as it comes, the old default), and offline evaluation
-speed. Prints a Markdown table (machine, figures, goals) and writes it
-to bench/results/latest.md, with every number in bench/results/latest.json.
+user setting, ``untuned`` Fast DDS as it comes, the old default), face work per kept frame
+(the tracker vs full-frame detection, one and three faces, 640x480 and 1280x720; more in
+``python -m bench.face_tracking``) and offline evaluation speed. Prints a Markdown table
+(machine, figures, goals) and writes it to bench/results/latest.md, with every number in
+bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -50,9 +52,16 @@ def main(argv=None) -> int:
         metavar="NAME:=VALUE",
         help="extra perception_node parameter for the live runs (repeatable)",
     )
+    ap.add_argument(
+        "--three-faces",
+        type=int,
+        default=1,
+        choices=(0, 1),
+        help="1: one more live run (default transport) with three faces in view",
+    )
     ap.add_argument("--threads", type=int, default=1, help="threads for the per-stage timings")
     ap.add_argument(
-        "--skip", default="", help="comma list of sections to skip: stages, live, offline"
+        "--skip", default="", help="comma list of sections to skip: stages, live, offline, faces"
     )
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.md / latest.json")
     args = ap.parse_args(argv)
@@ -117,12 +126,39 @@ def main(argv=None) -> int:
                     res["live"].append(
                         {"transport": transport, "error": f"{type(e).__name__}: {e}"}
                     )
+            if args.three_faces:
+                print(f"live run: three faces, {args.windows} windows ...", file=sys.stderr)
+                try:
+                    res["live"].append(
+                        live.run_live(
+                            args.model_dir,
+                            windows=args.windows,
+                            hop_s=args.hop,
+                            node_params=tuple(args.node_param),
+                            recorder=recorder,
+                            extra_faces=2,
+                        )
+                    )
+                except Exception as e:
+                    res["live"].append({"transport": "default, three faces",
+                                        "error": f"{type(e).__name__}: {e}"})
         finally:
             recorder.close()
             rclpy.shutdown()
     if "stages" not in skip:
         print("per-stage costs ...", file=sys.stderr)
         res["stages"] = stages.run(args.model_dir, threads=args.threads)
+    if "faces" not in skip:
+        from .face_scenes import skimage_unavailable
+
+        why = skimage_unavailable()
+        if why:
+            res["faces"] = {"pending": why}
+        else:
+            print("face tracking vs full-frame detection ...", file=sys.stderr)
+            from .face_tracking import main_bench_rows
+
+            res["faces"] = main_bench_rows()
     if "offline" not in skip:
         why = offline_speed.available()
         if why:

@@ -113,6 +113,7 @@ def run_live(
     transport: str = "default",
     node_params: tuple[str, ...] = (),
     recorder=None,
+    extra_faces: int = 0,
 ) -> dict:
     """One live run; ``recorder``: a harness.Recorder in this process (rclpy initialised)."""
     from avemo_ros.ros import harness as h
@@ -132,6 +133,8 @@ def run_live(
             str(stream_s),
             "--json",
             str(lag_file),
+            "--extra-faces",
+            str(extra_faces),
         ],
         env=pub_env,
         cwd=str(HERE.parent),
@@ -192,6 +195,7 @@ def run_live(
     )
     return {
         "transport": transport,
+        "faces_in_view": 1 + extra_faces,
         "transport_description": what,
         "node_transport": node_transport,
         "node_env": {k: node_env[k] for k in fastdds if k in node_env},

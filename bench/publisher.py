@@ -38,6 +38,21 @@ def _looped(first_pass, events, span_ns):
         offset += span_ns
 
 
+def _with_extra_faces(rgb: np.ndarray, n: int) -> np.ndarray:
+    """``rgb`` with ``n`` astronaut faces pasted left and right of the clip's face (grey)."""
+    from .face_scenes import paste_face
+
+    h, w = rgb.shape[:2]
+    grey = rgb.astype(np.float32).mean(axis=2)
+    before = grey.copy()
+    for i in range(n):
+        paste_face(grey, 0.22 * h, (w * (0.13 if i == 0 else 0.87), h * 0.3), 0.0, i == 1)
+    out = rgb.copy()
+    changed = grey != before
+    out[changed] = np.clip(grey[changed], 0, 255).astype(np.uint8)[:, None]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, required=True, help="stream duration")
@@ -58,6 +73,8 @@ def main(argv=None) -> int:
         "--audio-type", choices=("AudioDataStamped", "AudioStamped"), default="AudioDataStamped"
     )
     ap.add_argument("--audio-topic", help="default: the graph's audio topic")
+    ap.add_argument("--extra-faces", type=int, default=0, choices=(0, 1, 2),
+                    help="real faces (scikit-image's astronaut) pasted beside the clip's face")
     ap.add_argument("--json", type=Path, required=True)
     args = ap.parse_args(argv)
 
@@ -76,6 +93,8 @@ def main(argv=None) -> int:
     frames, audio, rate = render_clip(
         "happy", 20, duration_s=4.0, seed=5, fps=args.fps, size=(w, h), intensity=2
     )
+    if args.extra_faces:
+        frames = [_with_extra_faces(f, args.extra_faces) for f in frames]
     # bgr8 pixels, converted once; camera times lag the audio clock by the phase
     clip = SimpleNamespace(
         frames=[np.ascontiguousarray(f[..., ::-1]) for f in frames],

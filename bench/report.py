@@ -6,6 +6,7 @@ GOALS = {
     "latency_p95_ms": 50.0,
     "latency_over_floor": 1.5,
     "cpu_share": 0.20,
+    "cpu_share_three_faces": 0.30,
     "rss_mb": 350.0,
     "offline_x_realtime": 30.0,
 }
@@ -24,6 +25,27 @@ def _mark(ok) -> str:
 
 def _stage(t: dict) -> str:
     return f"{t['median_ms']:.2f} ms (p90 {t['p90_ms']:.2f})"
+
+
+def _face_rows(faces) -> list:
+    """Rows of the face section (bench.face_tracking.main_bench_rows)."""
+    if not faces:
+        return []
+    if "pending" in faces:
+        return [f"| face work per kept frame | not run ({faces['pending']}) | |"]
+    out = []
+    for r in faces["rows"]:
+        target = r.get("target_ms")
+        ok = r["tracking_ms_per_frame"] <= target if target else None
+        out.append(
+            f"| face work per kept frame, {r['scenario']}, {r['resolution']} ({faces['detector']}"
+            f" + tracking, {r['frames']} frames at {faces['fps']:.0f} fps, "
+            f"{r['full_detections']} full-frame detections): amortised / p95; full-frame "
+            "detection on every frame; ratio | "
+            f"{r['tracking_ms_per_frame']:.2f} / {r['tracking_p95_ms']:.1f} ms"
+            f"{_mark(ok)}; {r['full_frame_ms_per_frame']:.1f} ms; {r['ratio']:.1f}x | "
+            + (f"<= {target:.0f} ms |" if target else "|"))
+    return out
 
 
 def render(res: dict) -> str:
@@ -65,7 +87,10 @@ def render(res: dict) -> str:
         for run in live_runs:
             lat = run["latency_at_subscriber_ms"]
             table.append(
-                f"| `{run['transport']}`: {run.get('transport_description', '')} | "
+                f"| `{run['transport']}`"
+                + (f" ({run['faces_in_view']} faces in view)" if run.get("faces_in_view", 1) > 1
+                   else "")
+                + f": {run.get('transport_description', '')} | "
                 f"{run['frames_received']} / {run['frames_published']} "
                 f"({run['frames_lost_in_transport']}) | "
                 f"{run['estimates_received']} / {run['windows_expected']}, "
@@ -85,7 +110,7 @@ def render(res: dict) -> str:
         t = run["transport"]
         lat = run["latency_at_subscriber_ms"]
         ok = lat["p95"] <= GOALS["latency_p95_ms"]
-        what = f"`{t}` Fast DDS setting"
+        what = f"`{t}` Fast DDS setting, {run.get('faces_in_view', 1)} face(s) in view"
         lines += [
             f"| window end -> EmotionEstimate at a subscriber, p50 / p95 / p99 ({what}; "
             f"640x480 bgr8 @ 30 fps + 16 kHz mic, hop {run['hop_s']} s, "
@@ -130,17 +155,19 @@ def render(res: dict) -> str:
                 "and / floor (the rest of the latency is the wait for the 32 ms audio chunk "
                 f"holding the window end, and transport) | {run.get('complete_to_publish_p95_ms')}"
                 f" ms, {run.get('complete_to_publish_p95_over_floor')} | |",
-                "| ... face detection (Haar) in the node, share of one core "
+                "| ... face work (tracker) in the node, share of one core "
                 f"({run.get('frames_prepared', 0)} frames looked at) | "
                 f"{100 * run.get('face_detection_share_of_one_core', float('nan')):.1f}% | "
                 "included in the CPU figure below |",
             ]
-        cpu_ok = run["node_cpu_share_of_one_core"] <= GOALS["cpu_share"]
+        faces = run.get("faces_in_view", 1)
+        cpu_goal = GOALS["cpu_share"] if faces == 1 else GOALS["cpu_share_three_faces"]
+        cpu_ok = run["node_cpu_share_of_one_core"] <= cpu_goal
         rss_ok = run["node_peak_rss_mb"] <= GOALS["rss_mb"]
         lines += [
-            "| ... perception node CPU (steady state) | "
+            f"| ... perception node CPU (steady state, {faces} face{'s' * (faces > 1)} in view) | "
             f"{100 * run['node_cpu_share_of_one_core']:.0f}% "
-            f"of one core{_mark(cpu_ok)} | <= {100 * GOALS['cpu_share']:.0f}% |",
+            f"of one core{_mark(cpu_ok)} | <= {100 * cpu_goal:.0f}% |",
             f"| ... perception node peak RSS | {run['node_peak_rss_mb']:.0f} MB{_mark(rss_ok)} | "
             f"<= {GOALS['rss_mb']:.0f} MB |",
             f"| ... torch imported by the node process | {'yes' if run['torch_in_node'] else 'no'}"
@@ -171,6 +198,7 @@ def render(res: dict) -> str:
             f"({off['realtime_factor_without_model_load']:.1f}x "
             f"without model loading){_mark(ok)} | >= {GOALS['offline_x_realtime']:.0f}x |"
         )
+    lines += _face_rows(res.get("faces"))
     st = res.get("stages")
     if st:
         lines += [
@@ -186,7 +214,7 @@ def render(res: dict) -> str:
             f"{_stage(i['rclpy_image_deserialize'])} | "
             "paid by the node for every frame |",
             f"| Image -> grey | {_stage(i['image_to_grey'])} | kept frames only |",
-            "| face detection (Haar, 320 px wide) per frame | "
+            "| face detection per frame, full frame (the bundle's detector and min face) | "
             f"{_stage(i['face_detection_per_frame'])} | "
             f"kept frames only, ahead of the window end; faces found {i['faces_found']} |",
             f"| face-stack building (20 crops, 100x60) | {_stage(i['face_stack_build'])} | per "

@@ -74,7 +74,8 @@ PARAMS = (
               "OpenCV's cascade chosen by recall on real photographs; yunet needs "
               "face_detector_model).", choices=tuple(DETECTORS)),
     ParamSpec("face_detector_model", "", "Model file of a detector that needs one (yunet: "
-              "face_detection_yunet_*.onnx); nothing downloads it."),
+              "face_detection_yunet_*.onnx; mtcnn: its ONNX folder, empty: the one "
+              "scripts/setup.sh exported); nothing downloads it."),
     ParamSpec("hri_output", True, "Also publish every tracked face's estimate the ROS4HRI way "
               "(REP-155): hri_msgs/Expression on /humans/faces/<id>/expression and "
               "hri_msgs/IdsList on /humans/faces/tracked (needs hri_msgs)."),
