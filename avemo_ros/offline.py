@@ -75,6 +75,8 @@ class BagStats:
     # counter -> count (dropped inputs, events)
     problems: dict[str, int] = field(default_factory=dict)
     windows_without_speech: int = 0  # windows the speech gate heard no speech in
+    # every estimate (EmotionResult), window order: what annotated videos and stills draw
+    results: list = field(default_factory=list, repr=False)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the problem counter ``name``."""
@@ -206,6 +208,7 @@ class StreamEvaluation:
                 record.label, record.confidence = r.label, float(r.confidence)
                 record.probabilities = [float(p) for p in r.probabilities]
                 record.modalities, record.latency_s = int(r.modalities), float(r.inference_time)
+                self.stats.results.append(r)
             self.records.append(record)
 
 

@@ -59,6 +59,14 @@ def main(argv=None) -> int:
         choices=(0, 1),
         help="1: one more live run (default transport) with three faces in view",
     )
+    ap.add_argument(
+        "--debug-image",
+        type=int,
+        default=1,
+        choices=(0, 1),
+        help="1: two more live runs at hop 0.2 (5 estimates/s), without and with a "
+        "~/debug_image subscriber",
+    )
     ap.add_argument("--threads", type=int, default=1, help="threads for the per-stage timings")
     ap.add_argument(
         "--skip", default="", help="comma list of sections to skip: stages, live, offline, faces"
@@ -126,6 +134,24 @@ def main(argv=None) -> int:
                     res["live"].append(
                         {"transport": transport, "error": f"{type(e).__name__}: {e}"}
                     )
+            if args.debug_image:  # issue 13: the debug image's cost, one pair at 5 Hz
+                for sub in (False, True):
+                    print(f"live run: hop 0.2, debug image subscriber {sub} ...",
+                          file=sys.stderr)
+                    try:
+                        res["live"].append(
+                            live.run_live(
+                                args.model_dir,
+                                windows=int(args.windows * args.hop / 0.2),
+                                hop_s=0.2,
+                                node_params=tuple(args.node_param) + ("debug_rate_hz:=5.0",),
+                                recorder=recorder,
+                                debug_subscriber=sub,
+                            )
+                        )
+                    except Exception as e:
+                        res["live"].append({"transport": f"default, debug subscriber {sub}",
+                                            "error": f"{type(e).__name__}: {e}"})
             if args.three_faces:
                 print(f"live run: three faces, {args.windows} windows ...", file=sys.stderr)
                 try:

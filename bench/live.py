@@ -114,8 +114,12 @@ def run_live(
     node_params: tuple[str, ...] = (),
     recorder=None,
     extra_faces: int = 0,
+    debug_subscriber: bool = False,
 ) -> dict:
-    """One live run; ``recorder``: a harness.Recorder in this process (rclpy initialised)."""
+    """One live run; ``recorder``: a harness.Recorder in this process (rclpy initialised).
+    ``debug_subscriber``: the recorder also subscribes to the node's ~/debug_image."""
+    from sensor_msgs.msg import Image
+
     from avemo_ros.ros import harness as h
 
     stream_s = 3.0 + windows * hop_s + 0.2
@@ -143,6 +147,10 @@ def run_live(
         text=True,
     )
     samples = []  # (time.time_ns(), proc_stats)
+    debug_images: list = []
+    debug_sub = (recorder.node.create_subscription(
+        Image, "/perception_node/debug_image", lambda m: debug_images.append(m.width), 1)
+        if debug_subscriber else None)
     try:
         deadline = time.monotonic() + stream_s + 180
         while pub.poll() is None and time.monotonic() < deadline:
@@ -168,6 +176,8 @@ def run_live(
         if pub.poll() is None:
             pub.kill()
         node_log = node.stop()
+        if debug_sub is not None:
+            recorder.node.destroy_subscription(debug_sub)
     published = json.loads(lag_file.read_text())
     lag_file.unlink()
     base = published["base_ns"]
@@ -196,6 +206,8 @@ def run_live(
     return {
         "transport": transport,
         "faces_in_view": 1 + extra_faces,
+        "debug_subscriber": debug_subscriber,
+        "debug_images_received": len(debug_images),
         "transport_description": what,
         "node_transport": node_transport,
         "node_env": {k: node_env[k] for k in fastdds if k in node_env},

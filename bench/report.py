@@ -90,6 +90,9 @@ def render(res: dict) -> str:
                 f"| `{run['transport']}`"
                 + (f" ({run['faces_in_view']} faces in view)" if run.get("faces_in_view", 1) > 1
                    else "")
+                + (f" (hop {run['hop_s']} s, ~/debug_image "
+                   f"{'' if run.get('debug_subscriber') else 'not '}subscribed)"
+                   if run["hop_s"] != live_runs[0]["hop_s"] else "")
                 + f": {run.get('transport_description', '')} | "
                 f"{run['frames_received']} / {run['frames_published']} "
                 f"({run['frames_lost_in_transport']}) | "
@@ -111,6 +114,10 @@ def render(res: dict) -> str:
         lat = run["latency_at_subscriber_ms"]
         ok = lat["p95"] <= GOALS["latency_p95_ms"]
         what = f"`{t}` Fast DDS setting, {run.get('faces_in_view', 1)} face(s) in view"
+        if run.get("debug_subscriber"):
+            what += (f", ~/debug_image subscribed ({run['debug_images_received']} images "
+                     f"= {run['debug_images_received'] / max(run['stream_s'] - 3.0, 1e-9):.1f}"
+                     " /s)")
         lines += [
             f"| window end -> EmotionEstimate at a subscriber, p50 / p95 / p99 ({what}; "
             f"640x480 bgr8 @ 30 fps + 16 kHz mic, hop {run['hop_s']} s, "
@@ -176,6 +183,14 @@ def render(res: dict) -> str:
             f"{run['stream_start_to_first_estimate_s']} s | "
             "3 s of input + latency |",
         ]
+    pair = {bool(r.get("debug_subscriber")): r for r in live_runs if r["hop_s"] == 0.2}
+    if len(pair) == 2:
+        delta = 100 * (pair[True]["node_cpu_share_of_one_core"]
+                       - pair[False]["node_cpu_share_of_one_core"])
+        lines.append(
+            "| ~/debug_image cost: node CPU with a subscriber minus without (hop 0.2 s = 5 "
+            f"estimates/s, {pair[True]['debug_images_received']} images received; runs just "
+            f"above) | {delta:+.1f} points of one core{_mark(delta <= 5.0)} | <= 5 points |")
     off = res.get("offline")
     if off is None or "pending" in off:
         lines.append(

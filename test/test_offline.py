@@ -207,3 +207,33 @@ def test_offline_bag_recorded_from_audio_capture_defaults_mp3(clips, tmp_path):
     same = np.mean([a.label == b.label for a, b in pairs])
     diff = np.mean([np.abs(np.subtract(a.probabilities, b.probabilities)).max() for a, b in pairs])
     assert same >= 0.8 and diff < 0.15, (same, diff)
+
+
+def test_evaluate_cli_video_and_worst_windows(bags, tmp_path, capsys):
+    """--video writes the bag's camera annotated; the worst windows get stills and a table."""
+    from avemo_ros.media import read_media
+
+    out, video = tmp_path / "rep", tmp_path / "bag.mp4"
+    rc = evaluate_cli.main([str(bags["mcap"]), "--model-dir", str(BUNDLE), "--out", str(out),
+                            "--hop", str(HOP_S), "--threads", "1", "--video", str(video),
+                            "--worst", "2"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert f"annotated video: {video}" in text and "worst_windows.md" in text
+    clip = read_media(video)
+    assert clip.frames[0].shape[1] >= 640 and clip.duration == pytest.approx(7.7, abs=0.2)
+    report = json.loads((out / "report.json").read_text())
+    worst = report["extra"]["worst_windows"]
+    assert len(worst) == 2
+    probs = [w["true_class_probability"] for w in worst]
+    assert probs == sorted(probs)
+    records, labels = read_windows_csv(out / "windows.csv")
+    scored = [r.probabilities[labels.index(r.truth)] for r in records if r.truth]
+    assert probs[0] == pytest.approx(min(scored), abs=1e-6)
+    for w in worst:
+        still = out / w["still"]
+        assert still.stat().st_size > 0 and w["still"] in (out / "worst_windows.md").read_text()
+    import cv2
+
+    img = cv2.imread(str(out / worst[0]["still"]))
+    assert img is not None and img.shape[1] >= 640

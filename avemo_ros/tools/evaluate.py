@@ -4,7 +4,10 @@
 
 Ground truth comes from the bags (see ``avemo_ros.bags``). Each window's audio passes the
 node's speech gate (``--no-speech-gate``: all audio is used). Writes report.json,
-windows.csv, confusion.png and latency.png to ``--out`` and prints a summary.
+windows.csv, confusion.png and latency.png to ``--out`` and prints a summary; with ground
+truth, also worst_windows.md: the ``--worst`` windows with the lowest probability on their
+true class, each with an annotated still (``worst/*.png``). ``--video OUT.mp4`` writes the
+bag's camera annotated with the estimates (several bags: one OUT_<bag>.mp4 each).
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from avemo_ros.bag_video import render_bag, true_class_probability, worst_windows
 from avemo_ros.bags import BagError
 from avemo_ros.evaluation import write_report
 from avemo_ros.manifest import BundleError
+from avemo_ros.media import MediaError
 from avemo_ros.face_detectors import DEFAULT_DETECTOR, DETECTORS, DetectorError
 from avemo_ros.face_frames import CascadeNotFoundError
 from avemo_ros.offline import LegacyAudioFormat, evaluate_bags
@@ -58,6 +63,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--face-detector-model", help="its model file, for yunet")
     ap.add_argument("--no-face-tracking", action="store_true",
                     help="detect on every whole frame, largest face only (as training)")
+    ap.add_argument("--video", type=Path, help="also write the annotated camera video here")
+    ap.add_argument("--worst", type=int, default=5,
+                    help="stills of this many worst windows in the report (0: none)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every bag")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -101,6 +109,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "problems": s.problems}
                     for s in result.bags],
     }
+    worst = worst_windows(result.records, result.labels, args.worst)
+    extra["worst_windows"] = [
+        {"source": r.source, "start_s": r.start_ns / 1e9, "end_s": r.end_ns / 1e9,
+         "truth": r.truth, "label": r.label,
+         "true_class_probability": true_class_probability(r, result.labels),
+         "still": f"worst/{i + 1:02d}_{r.source}_{r.end_ns / 1e9:.2f}s.png"}
+        for i, r in enumerate(worst)]
+    try:
+        _render(args, result, worst, extra["worst_windows"])
+    except (BagError, OSError, MediaError, ValueError) as exc:
+        print(f"evaluate: video / stills: {exc}", file=sys.stderr)
+        return 1
     report = write_report(args.out, result.records, result.labels, extra=extra)
     lat = report["latency_s"]
     p50 = "n/a" if lat["p50"] is None else f"{lat['p50'] * 1e3:.0f} ms"
@@ -112,6 +132,40 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{report['windows_without_truth']}); compute per window p50 {p50}")
     print(f"{report['summary']} -> {args.out}/report.json")
     return 0
+
+
+def _render(args: argparse.Namespace, result, worst: list, worst_info: list) -> None:
+    """The annotated video(s) and the worst windows' stills + worst_windows.md."""
+    several = len(result.bags) > 1
+    for stats in result.bags:
+        source = Path(stats.path).name
+        stills = {r.end_ns: args.out / w["still"]
+                  for r, w in zip(worst, worst_info) if r.source == source}
+        video = None
+        if args.video is not None:
+            video = (args.video.with_name(f"{args.video.stem}_{source}{args.video.suffix}")
+                     if several else args.video)
+        if video is None and not stills:
+            continue
+        done = render_bag(stats.path, stats.results, video=video, stills=stills,
+                          camera_topic=stats.camera_topic, labels=result.labels)
+        if video is not None and done["video"]:
+            print(f"annotated video: {video} ({done['frames']} frames)")
+    for w in worst_info:  # a bag without a camera has no stills
+        if not (args.out / w["still"]).is_file():
+            w["still"] = None
+    if worst_info:
+        rows = ["# Worst windows (lowest probability on the true class)", "",
+                "| # | bag | window (s) | truth | estimate | p(truth) | still |",
+                "|---|---|---|---|---|---|---|"]
+        for i, w in enumerate(worst_info):
+            p = w["true_class_probability"]
+            rows.append(f"| {i + 1} | {w['source']} | {w['start_s']:.2f}-{w['end_s']:.2f} | "
+                        f"{w['truth']} | {w['label']} | {p:.2f} | "
+                        + (f"[{Path(w['still']).name}]({w['still']}) |" if w["still"]
+                           else "no camera |"))
+        (args.out / "worst_windows.md").write_text("\n".join(rows) + "\n")
+        print(f"worst windows: {args.out}/worst_windows.md")
 
 
 if __name__ == "__main__":
