@@ -46,7 +46,16 @@ def run(bundle: Path, hop_s: float = 0.5, clips: int = 3, clip_s: float = 4.0) -
         size_mb = sum(f.stat().st_size for f in bag.rglob("*") if f.is_file()) / 2**20
         res = evaluate_bags([bag], bundle, hop_s=hop_s, backend="onnxruntime")
         per_bag_wall = sum(b.wall_s for b in res.bags)
+        from avemo_ros.speech_gate import SpeechGateError
+
+        try:  # as tools.evaluate runs it by default: the node's speech gate on
+            gated = evaluate_bags([bag], bundle, hop_s=hop_s, backend="onnxruntime",
+                                  speech_gate={})
+            gated_x = round(gated.seconds_of_media / gated.wall_s, 2)
+        except SpeechGateError as e:  # no VAD model fetched
+            gated_x = f"not run: {e}"
         return {
+            "realtime_factor_with_speech_gate": gated_x,
             "hop_s": hop_s,
             "bag_mb": round(size_mb, 1),
             "frames": sum(b.frames for b in res.bags),
