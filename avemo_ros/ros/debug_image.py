@@ -63,7 +63,10 @@ class DebugImagePublisher:
         self._lock = threading.Lock()
         self._wanted = False
         self._checked_at = -1e9
-        self._last_job = -1e9  # monotonic time of the last hand-off
+        # monotonic time from which the next hand-off may go (a little early is allowed:
+        # estimates at exactly the rate, with jitter, all pass; the average stays at it)
+        self._next_job = -1e9
+        self._slack_s = min(0.2 * self.period_s, 0.04)
         self._job: Optional[tuple] = None
         self._job_ready = threading.Condition()
         self._thread: Optional[threading.Thread] = None
@@ -116,12 +119,12 @@ class DebugImagePublisher:
         if self._closed or not self.subscribed():
             return False
         now = time.monotonic()
-        if now - self._last_job < self.period_s:
+        if now < self._next_job - self._slack_s:
             return False
         frame = self.nearest(int(result.end_ns))
         if frame is None:
             return False
-        self._last_job = now
+        self._next_job = max(self._next_job, now - self._slack_s) + self.period_s
         with self._job_ready:
             self._job = (frame[1], result, latency_s)
             if self._thread is None:
