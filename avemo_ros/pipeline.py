@@ -142,6 +142,13 @@ class ClockOffsetCheck:
                 "that were not simultaneous; check the drivers' clocks")
 
 
+def _waited_modalities(manifest: Any) -> tuple:
+    """The modalities a window waits for: the bundle's networks (a video-only bundle does
+    not wait for a microphone), both when it names none."""
+    roles = getattr(manifest, "roles", ())
+    return tuple(r for r in ("audio", "video") if r in roles) or ("audio", "video")
+
+
 class StreamingPipeline:
     """Events -> WindowOutcomes with an :class:`EmotionEstimator` (see the module doc)."""
 
@@ -157,7 +164,8 @@ class StreamingPipeline:
             config.face_detector_model)
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=config.hop_s,
                                    n_frames=m.video.n_frames, grace_s=config.grace_s,
-                                   sample_rate=getattr(m.audio, "sample_rate", None))
+                                   sample_rate=getattr(m.audio, "sample_rate", None),
+                                   wait_for=_waited_modalities(m))
         self._clock = ClockOffsetCheck(config.clock_offset_tolerance_s)
         n = m.video.n_frames
         self.min_video_frames = min(config.min_video_frames or max(1, n // 2), n)

@@ -70,11 +70,12 @@ class VideoWindow:
 
 
 class WindowBuffer:
-    """Buffers both modalities and emits complete windows in stamp order."""
+    """Buffers both modalities and emits complete windows in stamp order; a window waits
+    up to ``grace_s`` for a late modality only if it is in ``wait_for`` (the bundle's)."""
 
     def __init__(self, window_s: float = 3.0, hop_s: float = 1.0, n_frames: int = 20,
                  grace_s: float = 0.5, gap_s: float = 0.5, min_audio_coverage: float = 0.8,
-                 sample_rate: Optional[int] = None):
+                 sample_rate: Optional[int] = None, wait_for: tuple = ("audio", "video")):
         if window_s <= 0 or hop_s <= 0:
             raise ValueError("window_s and hop_s must be positive")
         self.window_ns = int(round(window_s * NS))
@@ -86,6 +87,7 @@ class WindowBuffer:
         self.min_audio_coverage = min_audio_coverage
         self.sample_rate = sample_rate  # windows' audio rate: chunks resampled once on arrival
         self.frames_unused = 0  # frames dropped on arrival because no window selects them
+        self.wait_for = frozenset(wait_for)  # modalities a window waits grace_s for
         self.reset()
 
     def reset(self) -> None:
@@ -264,7 +266,7 @@ class WindowBuffer:
 
     def _waiting_for(self, modality: str, covered: bool, end: int, latest: int,
                      now_s: Optional[float]) -> bool:
-        if covered:
+        if covered or modality not in self.wait_for:
             return False
         arrival = self._arrival.get(modality)
         if now_s is not None and arrival is not None:

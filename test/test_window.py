@@ -147,6 +147,28 @@ def test_live_waits_for_a_lagging_but_alive_stream():
     assert ws and ws[0].end_ns == 3 * NS and ws[0].audio is None and ws[0].has_video
 
 
+def test_a_video_only_bundle_never_waits_for_audio():
+    """wait_for=("video",) (a bundle without an audio network): the same lagging stream as
+    above gives its window at once; the default buffer waits for the live audio."""
+    def fill(buf):
+        for i in range(int(2.0 * RATE) // CHUNK):
+            buf.add_audio(int(i * CHUNK / RATE * NS), np.zeros(CHUNK, np.float32), RATE,
+                          arrival_s=100.0)
+        for t in np.arange(0, 4.2, 1 / 30):
+            buf.add_frame(int(t * NS), t, arrival_s=100.0)
+        return buf
+
+    both = fill(WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5))
+    video = fill(WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=0.5, wait_for=("video",)))
+    assert both.pop_ready(now_s=100.1) == []
+    ws = video.pop_ready(now_s=100.1)
+    assert [w.end_ns for w in ws] == [3 * NS, 4 * NS] and all(w.has_video for w in ws)
+    # offline (no arrival times): without wait_for it waits grace_s of stamps for audio
+    offline = WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=5.0, wait_for=("video",))
+    assert [round(w.end_ns / NS) for w in feed(offline, 0.0, 4.5, audio=False)] == [3, 4]
+    assert feed(WindowBuffer(window_s=3.0, hop_s=1.0, grace_s=5.0), 0.0, 4.5, audio=False) == []
+
+
 def _all_selections(stamps_ns, ends_ns, n=20, window_ns=3 * NS):
     """What select_frames picks for each window when every frame is kept (the reference)."""
     from avemo_ros.face_frames import select_frames
