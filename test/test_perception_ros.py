@@ -132,15 +132,18 @@ def test_estimates_every_hop_with_correct_labels(ros):
     assert base + 3 * NS <= ends[0] <= base + int(3.5 * NS), (ends[0] - base) / NS
     assert np.all(np.diff(ends) == int(hop * NS))  # one estimate every hop, none missing
     assert np.all(ends - starts == 3 * NS)  # header stamp = window end
+    # a late first window means the node missed the stream's first messages (DDS matched
+    # late): that window may lack the modality whose first messages were lost
+    late_start = ends[0] > base + 3 * NS
     correct = []
-    for m, end in zip(msgs, ends):
+    for i, (m, end) in enumerate(zip(msgs, ends)):
         assert list(m.labels) == manifest.labels
         assert abs(sum(m.probabilities) - 1.0) < 1e-4
         assert m.label == m.labels[int(np.argmax(m.probabilities))]
         assert m.model_id == manifest.model_id
         t_end = (end - base) / NS
         k = int(np.ceil(t_end / clip_s)) - 1
-        if t_end - 3.0 >= k * clip_s - 1e-6:  # the window lies inside clip k
+        if t_end - 3.0 >= k * clip_s - 1e-6 and not (i == 0 and late_start):  # inside clip k
             assert m.modalities == 3 and m.face_detected, (t_end, m.modalities, out[-2000:])
             assert len(m.audio_probabilities) == len(m.video_probabilities) == len(m.labels)
             assert m.speech_detected and 0.2 <= m.speech_fraction <= 1.0  # the gate's verdict
