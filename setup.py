@@ -21,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 # (source in the checkout, destination inside the built avemo_ros package)
 GENERATED_DATA = [
     ("msg/EmotionEstimate.msg", "avemo_ros/interfaces/avemo_ros/msg/EmotionEstimate.msg"),
+    ("msg/ModalityEstimate.msg", "avemo_ros/interfaces/avemo_ros/msg/ModalityEstimate.msg"),
 ]
 
 

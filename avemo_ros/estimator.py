@@ -8,7 +8,6 @@ features with :class:`FeatureExtractor`. Everything an estimate found is in its 
 from __future__ import annotations
 
 import dataclasses
-
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -104,6 +103,10 @@ class EmotionResult:
     # face's result, every tracked face's estimate (window_faces.FaceEstimate), primary first.
     face_id: str = ""
     faces: list = field(default_factory=list)
+    # What the fusion network takes from each branch (features or logits), None where
+    # absent or without a fusion network: what the split graph's modality nodes publish.
+    audio_fusion_input: Optional[np.ndarray] = None
+    video_fusion_input: Optional[np.ndarray] = None
 
 
 class FeatureExtractor:
@@ -198,6 +201,8 @@ class FeatureExtractor:
 
 class EmotionEstimator:
     """Loads a model bundle and turns windows into EmotionResults."""
+
+    _fusion_source: Optional[str] = None  # the fusion network's input kind (None: none)
 
     def __init__(self, bundle_dir: Path | str, backend: str = "auto", threads: int = 0,
                  manifest: Optional[Manifest] = None, cascade_path: Optional[str] = None,
@@ -352,7 +357,20 @@ class EmotionEstimator:
             bad_frames=video.bad_frames,
             critical_time=critical_time + time.perf_counter() - t0,
             speech_detected=None if speech is None else speech.speech_detected,
-            speech_fraction=float("nan") if speech is None else speech.speech_fraction)
+            speech_fraction=float("nan") if speech is None else speech.speech_fraction,
+            audio_fusion_input=self.fusion_input(audio),
+            video_fusion_input=self.fusion_input(video))
+
+    @property
+    def fusion_source(self) -> Optional[str]:
+        """The modality networks' output the fusion network consumes (None: no fusion)."""
+        return self._fusion_source
+
+    def fusion_input(self, branch: Any) -> Optional[np.ndarray]:
+        """A branch's output the fusion network consumes (None: absent, or no fusion)."""
+        if self._fusion_source is None or not branch.outputs:
+            return None
+        return branch.outputs.get(self._fusion_source)
 
     def estimate(self, window: Window, decode: Callable[[Any], np.ndarray] = lambda p: p
                  ) -> Optional[EmotionResult]:

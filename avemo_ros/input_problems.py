@@ -60,6 +60,10 @@ class Problem(enum.Enum):
     INPUTS_DROPPED = ("inputs_dropped", WARN, "inputs dropped: the worker's queue is full")
     INFERENCE_ERRORS = ("inference_errors", ERROR, "windows whose computation failed")
     CONFIGURE_FAILURES = ("configure_failures", ERROR, "the model bundle could not be loaded")
+    # the split graph's fusion node and its partners (the modality nodes)
+    PARTNER_SILENT = ("partner_silent", WARN, "a modality node fell silent")
+    PARTNER_LATE = ("partner_late", WARN, "modality estimates later than their window")
+    PARTNER_MODEL_MISMATCH = ("partner_model_mismatch", ERROR, "a partner runs another model")
 
     @classmethod
     def by_key(cls, key: str) -> Optional["Problem"]:

@@ -64,6 +64,9 @@ class PipelineConfig:
     detector on every whole frame, largest face only, as training crops);
     ``max_faces``: faces estimated per window; ``face_detector`` /
     ``face_detector_model``: the tracker's detector (:mod:`avemo_ros.face_detectors`).
+    ``inputs``: the streams this pipeline is fed (one of them: a modality node of the
+    split graph, whose windows wait for that stream only); ``absolute_grid``: window ends
+    on multiples of ``hop_s`` (:class:`~avemo_ros.window.WindowBuffer`).
     """
 
     hop_s: float = 1.0
@@ -75,6 +78,8 @@ class PipelineConfig:
     max_faces: int = 3
     face_detector: str = "haar_alt2"
     face_detector_model: Optional[str] = None
+    inputs: tuple = ("audio", "video")
+    absolute_grid: bool = False
 
 
 @dataclass
@@ -87,6 +92,7 @@ class WindowOutcome:
     result: Optional[EmotionResult] = None
     ready_lag_s: Optional[float] = None  # window complete -> computed (queue wait), seconds
     complete_ns: Optional[int] = None  # arrival of the input that completed the window
+    speech: Optional[SpeechDecision] = None  # the gate's verdict on a window skipped by it
 
 
 class FrameSlot:
@@ -142,11 +148,12 @@ class ClockOffsetCheck:
                 "that were not simultaneous; check the drivers' clocks")
 
 
-def _waited_modalities(manifest: Any) -> tuple:
+def _waited_modalities(manifest: Any, inputs: tuple = ("audio", "video")) -> tuple:
     """The modalities a window waits for: the bundle's networks (a video-only bundle does
-    not wait for a microphone), both when it names none."""
+    not wait for a microphone), both when it names none; of those, the ones fed."""
     roles = getattr(manifest, "roles", ())
-    return tuple(r for r in ("audio", "video") if r in roles) or ("audio", "video")
+    waited = tuple(r for r in ("audio", "video") if r in roles) or ("audio", "video")
+    return tuple(r for r in waited if r in inputs)
 
 
 class StreamingPipeline:
@@ -165,7 +172,8 @@ class StreamingPipeline:
         self.buffer = WindowBuffer(window_s=m.audio.window_s, hop_s=config.hop_s,
                                    n_frames=m.video.n_frames, grace_s=config.grace_s,
                                    sample_rate=getattr(m.audio, "sample_rate", None),
-                                   wait_for=_waited_modalities(m))
+                                   wait_for=_waited_modalities(m, config.inputs),
+                                   absolute_grid=config.absolute_grid)
         self._clock = ClockOffsetCheck(config.clock_offset_tolerance_s)
         n = m.video.n_frames
         self.min_video_frames = min(config.min_video_frames or max(1, n // 2), n)
@@ -353,12 +361,14 @@ class StreamingPipeline:
         if window.has_video and faces.reason is not None:
             self.problems.count(NO_FACE_COUNTERS[faces.reason])  # why the frames show none
         if result is None:
-            if speech is not None and not speech.speech_detected:
-                self.problems.count("windows_idle")  # nobody speaks, nobody in view
+            if (speech is not None and not speech.speech_detected) or (
+                    "audio" not in self.config.inputs and window.has_video):
+                self.problems.count("windows_idle")  # nobody speaks / nobody in view
             else:
                 self.problems.report(Problem.WINDOWS_SKIPPED,
                                      f"{end} has neither usable audio nor a face: no estimate")
-            return WindowOutcome(window.start_ns, window.end_ns, SKIPPED, None, wait, complete_ns)
+            return WindowOutcome(window.start_ns, window.end_ns, SKIPPED, None, wait, complete_ns,
+                                 speech)
         if window.has_video and not result.face_found:
             self.problems.count("windows_without_face")
         return WindowOutcome(window.start_ns, window.end_ns, ESTIMATED, result, wait, complete_ns)

@@ -1,12 +1,13 @@
 """Window buffer: audio chunks and camera frames keyed on header stamps -> analysis windows.
 
 Windows are [end - W, end] with ends on a grid of hop H that starts at the first stamp
-seen. A window is handed out once every modality covers it: audio up to its end, video up
-to its last frame sample time (``select_times``; the frames after it cannot change which
-frames the window selects). A modality that does not is waited for while it is alive:
-with arrival times (live use), while its last message
-arrived less than ``grace_s`` ago and the other stream leads by less than one window; without
-them (offline, in-order feeding), until the newest stamp is ``grace_s`` past the end. A dead
+seen, or with ``absolute_grid`` on the multiples of H (nodes that window one stream each
+then agree on every window's end). A window is handed out once every modality covers it:
+audio up to its end, video up to its last frame sample time (``select_times``; later
+frames cannot change which frames it selects). A modality that does not is waited for while
+it is alive: with arrival times (live use), while its last message arrived less than
+``grace_s`` ago and the other stream leads by less than one window; without them (offline,
+in-order feeding), until the newest stamp is ``grace_s`` past the end. A dead
 or late stream then simply misses that window. Waiting on arrival time matters when a node
 falls behind: a keep-last camera queue then delivers the newest frames while the reliable
 microphone queue is still working through older chunks.
@@ -75,7 +76,8 @@ class WindowBuffer:
 
     def __init__(self, window_s: float = 3.0, hop_s: float = 1.0, n_frames: int = 20,
                  grace_s: float = 0.5, gap_s: float = 0.5, min_audio_coverage: float = 0.8,
-                 sample_rate: Optional[int] = None, wait_for: tuple = ("audio", "video")):
+                 sample_rate: Optional[int] = None, wait_for: tuple = ("audio", "video"),
+                 absolute_grid: bool = False):
         if window_s <= 0 or hop_s <= 0:
             raise ValueError("window_s and hop_s must be positive")
         self.window_ns = int(round(window_s * NS))
@@ -88,6 +90,7 @@ class WindowBuffer:
         self.sample_rate = sample_rate  # windows' audio rate: chunks resampled once on arrival
         self.frames_unused = 0  # frames dropped on arrival because no window selects them
         self.wait_for = frozenset(wait_for)  # modalities a window waits grace_s for
+        self.absolute_grid = absolute_grid
         self.reset()
 
     def reset(self) -> None:
@@ -109,7 +112,8 @@ class WindowBuffer:
     # --- input -----------------------------------------------------------------------
     def _start_grid(self, stamp_ns: int) -> None:
         if self._next_end_ns is None:
-            self._next_end_ns = stamp_ns + self.window_ns
+            end = stamp_ns + self.window_ns
+            self._next_end_ns = -(-end // self.hop_ns) * self.hop_ns if self.absolute_grid else end
 
     def _oldest_needed_ns(self) -> int:
         return (self._next_end_ns or 0) - self.window_ns
@@ -376,12 +380,8 @@ def windows_from_media(frames: Any, frame_times_s: np.ndarray, audio: np.ndarray
                        sample_rate: int, *, window_s: float = 3.0, hop_s: float = 1.0,
                        n_frames: int = 20, chunk_s: float = 0.032, start_ns: int = 0
                        ) -> list[Window]:
-    """Feed a decoded clip through a WindowBuffer as a live stream would arrive.
-
-    The stream is :func:`avemo_ros.clip_stream.clip_events` (the one clip -> stamped
-    frames and audio chunks rule, the file source's and the bag writer's too), added in
-    due order, so offline and test windows come from the same windows as live ones.
-    """
+    """A decoded clip's windows, fed as :func:`avemo_ros.clip_stream.clip_events` (the
+    file source's and the bag writer's stream) would arrive live."""
     from types import SimpleNamespace
 
     from .clip_stream import VideoEvent, clip_events

@@ -85,7 +85,8 @@ class FaceEstimate:
 
     ``box``: the face's median box over the window (x, y, w, h, camera pixels);
     ``probabilities``: fused over the window's audio and this face's video;
-    ``modalities``: the bitmask those came from.
+    ``modalities``: the bitmask those came from; ``video_fusion_input``: this face's
+    video output the fusion network consumes (None: no fusion network).
     """
 
     face_id: str
@@ -97,6 +98,7 @@ class FaceEstimate:
     modalities: int
     valence: float
     arousal: float
+    video_fusion_input: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -149,6 +151,6 @@ def fused_results(estimator: Any, start_ns: int, end_ns: int, audio: Any, faces:
     if isinstance(primary, EmotionResult):
         primary.faces = [FaceEstimate(r.face_id, r.face_box, r.label, r.confidence,
                                       r.probabilities, r.video_probabilities, r.modalities,
-                                      r.valence, r.arousal)
+                                      r.valence, r.arousal, r.video_fusion_input)
                          for r in out if r.face_found and r.face_box is not None]
     return primary

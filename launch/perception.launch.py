@@ -1,7 +1,13 @@
-"""Launch the avemo_ros perception lifecycle node (and optionally a media file source).
+"""Launch the avemo_ros perception lifecycle node(s) (and optionally a media file source).
 
     ros2 launch avemo_ros perception.launch.py model_dir:=/path/to/bundle \
         image:=/camera/image_raw namespace:=robot1 [media:=clip.mp4]
+
+``graph:=split`` starts the split graph instead of the all-in-one perception_node:
+audio_node, video_node and fusion_node, which talk over ``audio_estimate`` and
+``video_estimate`` (avemo_ros/ModalityEstimate); ``split_nodes:=video`` starts only some
+of them, so each machine launches its own part (e.g. the video node on the camera's
+Jetson, ``split_nodes:=audio,fusion`` elsewhere; same model_dir everywhere).
 
 Topic defaults match ros-drivers audio_capture (its launch file runs it in the namespace
 ``audio``): the microphone on ``/audio/audio_stamped`` (AudioDataStamped) with its
@@ -50,6 +56,34 @@ def _transport(context):
     ]
 
 
+def _autostart(node):
+    """Configure ``node``, then activate it once configure succeeded (only then: not
+    after a later deactivate)."""
+    return [
+        RegisterEventHandler(
+            OnStateTransition(
+                target_lifecycle_node=node,
+                start_state="configuring",
+                goal_state="inactive",
+                entities=[
+                    EmitEvent(
+                        event=ChangeState(
+                            lifecycle_node_matcher=matches_action(node),
+                            transition_id=Transition.TRANSITION_ACTIVATE,
+                        )
+                    )
+                ],
+            )
+        ),
+        EmitEvent(
+            event=ChangeState(
+                lifecycle_node_matcher=matches_action(node),
+                transition_id=Transition.TRANSITION_CONFIGURE,
+            )
+        ),
+    ]
+
+
 def perception_actions(context):
     """The nodes and lifecycle events for the evaluated launch arguments."""
 
@@ -57,45 +91,33 @@ def perception_actions(context):
         return LaunchConfiguration(name).perform(context)
 
     namespace, params_file = cfg("namespace"), cfg("params_file")
-    remaps = graph.remappings(cfg("image"), cfg("audio"), cfg("audio_info"), cfg("emotion"))
-    perception = LifecycleNode(
-        package="avemo_ros",
-        executable="perception_node",
-        name="perception_node",
-        namespace=namespace,
-        output="screen",
-        remappings=remaps,
-        parameters=[
-            params_file,
-            graph.perception_parameters(cfg("model_dir"), cfg("backend"), cfg("use_sim_time")),
-        ],
+    remaps = graph.remappings(
+        cfg("image"),
+        cfg("audio"),
+        cfg("audio_info"),
+        cfg("emotion"),
+        cfg("audio_estimate"),
+        cfg("video_estimate"),
     )
-    actions = [perception]
-    if graph.parse_bool(cfg("autostart")):
-        actions += [
-            # activate after configure succeeded, and only then (not after a deactivate)
-            RegisterEventHandler(
-                OnStateTransition(
-                    target_lifecycle_node=perception,
-                    start_state="configuring",
-                    goal_state="inactive",
-                    entities=[
-                        EmitEvent(
-                            event=ChangeState(
-                                lifecycle_node_matcher=matches_action(perception),
-                                transition_id=Transition.TRANSITION_ACTIVATE,
-                            )
-                        )
-                    ],
-                )
-            ),
-            EmitEvent(
-                event=ChangeState(
-                    lifecycle_node_matcher=matches_action(perception),
-                    transition_id=Transition.TRANSITION_CONFIGURE,
-                )
-            ),
-        ]
+    actions = []
+    for executable in graph.graph_nodes(cfg("graph"), cfg("split_nodes")):
+        node = LifecycleNode(
+            package="avemo_ros",
+            executable=executable,
+            name=executable,
+            namespace=namespace,
+            output="screen",
+            remappings=remaps,
+            parameters=[
+                # audio_node / video_node: perception_node's parameters (its YAML section)
+                *([graph.perception_section(params_file)] if executable != "fusion_node" else []),
+                params_file,
+                graph.perception_parameters(cfg("model_dir"), cfg("backend"), cfg("use_sim_time")),
+            ],
+        )
+        actions.append(node)
+        if graph.parse_bool(cfg("autostart")):
+            actions += _autostart(node)
     media = graph.media_list(cfg("media"))
     if media:
         actions.append(
@@ -137,6 +159,25 @@ def generate_launch_description() -> LaunchDescription:
             "audio_info", default_value=t["audio_info"], description=d["audio_info"]
         ),
         DeclareLaunchArgument("emotion", default_value=t["emotion"], description=d["emotion"]),
+        DeclareLaunchArgument(
+            "graph",
+            default_value="all_in_one",
+            choices=list(graph.GRAPHS),
+            description="all_in_one: one perception_node; split: audio_node, video_node and "
+            "fusion_node (each can run on its own machine, see split_nodes).",
+        ),
+        DeclareLaunchArgument(
+            "split_nodes",
+            default_value=",".join(graph.SPLIT_NODES),
+            description="graph:=split: which of audio,video,fusion to start here "
+            "(comma-separated).",
+        ),
+        DeclareLaunchArgument(
+            "audio_estimate", default_value=t["audio_estimate"], description=d["audio_estimate"]
+        ),
+        DeclareLaunchArgument(
+            "video_estimate", default_value=t["video_estimate"], description=d["video_estimate"]
+        ),
         DeclareLaunchArgument(
             "use_sim_time",
             default_value="false",

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 __all__ = [
+    "GRAPHS",
+    "SPLIT_NODES",
     "TOPICS",
     "TOPIC_DESCRIPTIONS",
     "file_source_parameters",
@@ -33,6 +35,8 @@ TOPICS = {
     "audio": "/audio/audio_stamped",
     "audio_info": "/audio/audio_info",
     "emotion": "emotion",
+    "audio_estimate": "audio_estimate",
+    "video_estimate": "video_estimate",
 }
 TOPIC_DESCRIPTIONS = {
     "image": "Camera topic (sensor_msgs/Image; image_transport:=compressed subscribes "
@@ -41,7 +45,14 @@ TOPIC_DESCRIPTIONS = {
     "AudioDataStamped).",
     "audio_info": "Microphone AudioInfo topic (latched; default: ros-drivers audio_capture's).",
     "emotion": "Output topic (avemo_ros/EmotionEstimate).",
+    "audio_estimate": "graph:=split: the audio node's avemo_ros/ModalityEstimate topic.",
+    "video_estimate": "graph:=split: the video node's avemo_ros/ModalityEstimate topic.",
 }
+
+#: ``graph`` values: one perception_node, or audio_node + video_node + fusion_node.
+GRAPHS = ("all_in_one", "split")
+#: The split graph's nodes, by short name (executable and node name: ``<name>_node``).
+SPLIT_NODES = ("audio", "video", "fusion")
 
 PathLike = Union[str, Path]
 
@@ -72,15 +83,35 @@ def remappings(
     audio: str = TOPICS["audio"],
     audio_info: str = TOPICS["audio_info"],
     emotion: str = TOPICS["emotion"],
+    audio_estimate: str = TOPICS["audio_estimate"],
+    video_estimate: str = TOPICS["video_estimate"],
 ) -> list[tuple[str, str]]:
-    """(from, to) remappings of the perception node and the file source."""
+    """(from, to) remappings of the perception nodes and the file source."""
     return [
         ("image", image),
         ("image/compressed", f"{image.rstrip('/')}/compressed"),
         ("audio", audio),
         ("audio_info", audio_info),
         ("emotion", emotion),
+        ("audio_estimate", audio_estimate),
+        ("video_estimate", video_estimate),
     ]
+
+
+def graph_nodes(graph: str, split_nodes: Union[str, Sequence[str]] = SPLIT_NODES) -> list[str]:
+    """The node executables a ``graph`` starts: ``perception_node``, or of the split graph
+    those ``split_nodes`` names ('audio,video,fusion', a subset: each machine its own)."""
+    if graph not in GRAPHS:
+        raise ValueError(f"graph: expected one of {', '.join(GRAPHS)}, got {graph!r}")
+    if graph == "all_in_one":
+        return ["perception_node"]
+    names = split_nodes.split(",") if isinstance(split_nodes, str) else list(split_nodes)
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in SPLIT_NODES]
+    if unknown or not names:
+        raise ValueError(f"split_nodes: expected a comma-separated subset of "
+                         f"{','.join(SPLIT_NODES)}, got {split_nodes!r}")
+    return [f"{n}_node" for n in SPLIT_NODES if n in names]
 
 
 def remap_args(remaps: Sequence[tuple[str, str]]) -> list[str]:
@@ -97,6 +128,24 @@ def perception_parameters(
         "backend": str(backend),
         "use_sim_time": parse_bool(use_sim_time),
     }
+
+
+def perception_section(params_file: PathLike) -> dict[str, Any]:
+    """The ``perception_node`` parameters of a ROS parameters YAML (its ``/**/perception_node``
+    or ``/**`` section): the split graph's audio and video nodes get them too (same
+    parameters, same conventions); {} when the file has none."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(params_file).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("/**", "/**/perception_node", "perception_node"):
+        section = data.get(key) if isinstance(data, dict) else None
+        if isinstance(section, dict):
+            out.update(section.get("ros__parameters") or {})
+    return out
 
 
 def media_list(media: Union[str, Sequence[PathLike], None]) -> list[str]:

@@ -23,7 +23,7 @@ from ..audio_codec import AudioChunk
 from ..estimator import EmotionEstimator
 from ..health import Health
 from ..input_problems import Problem, ProblemLog, problem_of
-from ..pipeline import ESTIMATED, StreamingPipeline, WindowOutcome
+from ..pipeline import ESTIMATED, PipelineConfig, StreamingPipeline, WindowOutcome
 from ..pipeline_thread import PipelineThread
 from ..speech_gate import SpeechGate
 from ..stream_events import camera_frame, microphone_chunk
@@ -41,7 +41,11 @@ from .ros_logging import spin_node
 
 
 class PerceptionNode(LifecycleNode):
-    """All-in-one audio-visual emotion perception node."""
+    """All-in-one audio-visual emotion perception node (the split graph's modality nodes
+    subclass it: :mod:`avemo_ros.ros.modality_node`)."""
+
+    #: The input streams this node subscribes and windows.
+    INPUTS: tuple = ("audio", "video")
 
     def __init__(self, node_name: str = "perception_node", **kwargs: Any):
         super().__init__(node_name, **kwargs)
@@ -54,7 +58,7 @@ class PerceptionNode(LifecycleNode):
         self.speech_gate: Optional[SpeechGate] = None
         self._worker: Optional[PipelineThread] = None
         self._audio: Optional[AudioInput] = None
-        self._emotion_pub = None
+        self._output_pub = None  # emotion (here), audio_estimate / video_estimate (modality)
         self._debug: Optional[DebugImagePublisher] = None  # ~/debug_image (debug_image.py)
         self._hri: Optional[HriOutput] = None  # REP-155 topics (hri_output.py)
         self._faces: Any = None  # the pipeline's face source (tracker), made at configure
@@ -80,12 +84,15 @@ class PerceptionNode(LifecycleNode):
         try:
             if not self._cfg["model_dir"]:
                 raise ValueError("parameter model_dir is empty: point it at a model bundle")
-            self._audio = AudioInput(self, self._cfg, self._on_audio_chunk, self.problems.report,
-                                     self.problems.count, lambda: self._last_camera_ns)
+            if "audio" in self.INPUTS:
+                self._audio = AudioInput(self, self._cfg, self._on_audio_chunk,
+                                         self.problems.report, self.problems.count,
+                                         lambda: self._last_camera_ns)
             t0 = time.perf_counter()
             self.estimator = EmotionEstimator(**estimator_args(self._cfg))
             self.estimator.warmup(self._cfg["warmup_runs"])
-            self.speech_gate = speech_gate(self._cfg, self.estimator.manifest.training)
+            if "audio" in self.INPUTS:
+                self.speech_gate = speech_gate(self._cfg, self.estimator.manifest.training)
             self._faces = face_source_for(self._cfg, self.estimator)
             load_s = time.perf_counter() - t0
         except Exception as e:  # any failure to load must leave the node unconfigured
@@ -95,35 +102,47 @@ class PerceptionNode(LifecycleNode):
             self._release()
             return TransitionCallbackReturn.FAILURE
         self._config_error = None
-        self._emotion_pub = self.create_lifecycle_publisher(
-            emotion_estimate_type(), "emotion", QoSProfile(depth=10))
-        self._debug = DebugImagePublisher.create(self, self._cfg["debug_rate_hz"],
-                                                 self._cfg["max_image_pixels"])
-        self._hri = HriOutput.create(self, self._cfg["hri_output"])
+        self._make_outputs()
         self.get_logger().info(configured_text(self.estimator, self.speech_gate, self._faces,
                                                self._cfg, load_s))
         self._state = "inactive"
         return super().on_configure(state)
 
+    def _make_outputs(self) -> None:
+        """The lifecycle publishers (configure): emotion, ~/debug_image, REP-155."""
+        self._output_pub = self.create_lifecycle_publisher(
+            emotion_estimate_type(), "emotion", QoSProfile(depth=10))
+        self._debug = DebugImagePublisher.create(self, self._cfg["debug_rate_hz"],
+                                                 self._cfg["max_image_pixels"])
+        self._hri = HriOutput.create(self, self._cfg["hri_output"])
+
+    def _pipeline_config(self) -> PipelineConfig:
+        return pipeline_config(self._cfg, self.estimator)
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         c = self._cfg
         self._faces.reset()
         self._worker = PipelineThread(StreamingPipeline(
-            self.estimator, self.problems, pipeline_config(c, self.estimator), self.speech_gate,
+            self.estimator, self.problems, self._pipeline_config(), self.speech_gate,
             self._faces), self._on_outcome)
         self._worker.start()
-        lost_frames = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
-        compressed = c["image_transport"] == "compressed"
-        self._subs.append(self.create_subscription(
-            CompressedImage if compressed else Image, "image/compressed" if compressed
-            else "image", self._on_image, qos_profile_sensor_data, event_callbacks=lost_frames))
-        self._audio.subscribe()
+        inputs = []
+        if "video" in self.INPUTS:
+            lost_frames = SubscriptionEventCallbacks(message_lost=self._on_frames_lost)
+            compressed = c["image_transport"] == "compressed"
+            self._subs.append(self.create_subscription(
+                CompressedImage if compressed else Image, "image/compressed" if compressed
+                else "image", self._on_image, qos_profile_sensor_data,
+                event_callbacks=lost_frames))
+            inputs.append(f"image '{self._subs[0].topic_name}'")
+        if self._audio is not None:
+            self._audio.subscribe()
+            inputs.append(f"audio '{self._audio.topic}' ({c['audio_msg_type']})")
         self._activated_at = time.monotonic()
         self.first_estimate_delay = None
         self._state = "active"
-        self.get_logger().info(f"active: image '{self._subs[0].topic_name}', audio "
-                               f"'{self._audio.topic}' ({c['audio_msg_type']}), emotion "
-                               f"'{self._emotion_pub.topic_name}'")
+        self.get_logger().info(f"active: {', '.join(inputs)}, output "
+                               f"'{self._output_pub.topic_name}'")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -157,9 +176,9 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error("worker thread did not stop within 10 s")
 
     def _release(self) -> None:
-        if self._emotion_pub is not None:
-            self.destroy_lifecycle_publisher(self._emotion_pub)
-            self._emotion_pub = None
+        if self._output_pub is not None:
+            self.destroy_lifecycle_publisher(self._output_pub)
+            self._output_pub = None
         for pub in (self._debug, self._hri):
             if pub is not None:
                 pub.destroy()
@@ -208,12 +227,12 @@ class PerceptionNode(LifecycleNode):
     # --- output (worker thread) -------------------------------------------------------
     def _on_outcome(self, outcome: WindowOutcome) -> None:
         r = outcome.result
-        if outcome.status != ESTIMATED or r is None or self._emotion_pub is None:
+        if outcome.status != ESTIMATED or r is None or self._output_pub is None:
             return
         t0 = time.perf_counter()
         msg = estimate_message(r, emotion_estimate_type(), self._camera_frame if r.face_found
                                else self._audio.frame_id, self.estimator.model_id, self._now_ns())
-        self._emotion_pub.publish(msg)
+        self._output_pub.publish(msg)
         latency, critical = msg.latency, r.critical_time + time.perf_counter() - t0
         if self._hri is not None:
             self._hri.publish(r, self._camera_frame)

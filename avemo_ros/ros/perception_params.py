@@ -26,6 +26,9 @@ PARAMS = (
               range=(0.1, 10.0)),
     ParamSpec("grace_s", 1.0, "How long past a window's end to wait for a late modality before "
               "estimating without it, seconds.", range=(0.0, 5.0)),
+    ParamSpec("absolute_window_grid", False, "Window ends on multiples of hop_s (the split "
+              "graph's grid, always on in audio_node and video_node) instead of from the first "
+              "input's stamp."),
     ParamSpec("min_video_frames", 0, "Distinct camera frames a window needs for a video "
               "modality; 0: half the model's frames per window (10 of the demo bundle's 20).",
               range=(0, 1000)),
@@ -114,7 +117,8 @@ def pipeline_config(cfg: dict[str, Any], estimator: Any) -> PipelineConfig:
                           clock_offset_tolerance_s=cfg["clock_offset_tolerance_s"],
                           max_waiting_windows=waiting, face_tracking=cfg["face_tracking"],
                           max_faces=cfg["max_faces"], face_detector=cfg["face_detector"],
-                          face_detector_model=cfg["face_detector_model"] or None)
+                          face_detector_model=cfg["face_detector_model"] or None,
+                          absolute_grid=cfg["absolute_window_grid"])
 
 
 def face_source_for(cfg: dict[str, Any], estimator: Any) -> Any:

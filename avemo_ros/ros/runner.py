@@ -22,7 +22,13 @@ What the launch file does, the runner does the same way:
   ``--no-autostart`` leaves the node unconfigured for your own lifecycle manager. A later
   manual ``deactivate`` is left alone.
 
-Everything runs in this process: the nodes (perception_node, file_source, and a small
+``--graph split`` starts the split graph instead (audio_node, video_node, fusion_node;
+``--split-nodes`` a subset): one node runs in this process as above; several run as
+separate processes (this runner again, one node each, ``--no-autostart``), whose
+lifecycles this process drives over their services, fusion first, then plays the file
+source once all are active (:mod:`avemo_ros.ros.split_processes`).
+
+Everything else runs in this process: the nodes (perception_node, file_source, and a small
 client node for the lifecycle calls) spin in one SingleThreadedExecutor on a background
 thread, while the main thread makes the service calls and waits. The runner's own
 options never reach rclpy; ``--ros-args ...`` at the end of the command line is given to
@@ -133,6 +139,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--emotion", default=t["emotion"], help=f"output topic (default {t['emotion']})"
     )
     ap.add_argument(
+        "--graph",
+        choices=graph.GRAPHS,
+        default="all_in_one",
+        help="all_in_one: perception_node; split: audio_node + video_node + fusion_node",
+    )
+    ap.add_argument(
+        "--split-nodes",
+        default=",".join(graph.SPLIT_NODES),
+        metavar="LIST",
+        help="--graph split: which of audio,video,fusion to start (comma-separated; "
+        "several: one process each)",
+    )
+    for name in ("audio_estimate", "video_estimate"):
+        ap.add_argument(
+            f"--{name.replace('_', '-')}",
+            default=t[name],
+            help=f"--graph split: {name} topic (default {t[name]})",
+        )
+    ap.add_argument(
         "--remap",
         action="append",
         default=[],
@@ -204,8 +229,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .compat import ros_context
 
+    try:
+        executables = graph.graph_nodes(args.graph, args.split_nodes)
+    except ValueError as e:
+        log.error("%s", e)
+        return 2
     remaps = list(args.remap) + graph.remap_args(
-        graph.remappings(args.image, args.audio, args.audio_info, args.emotion)
+        graph.remappings(
+            args.image,
+            args.audio,
+            args.audio_info,
+            args.emotion,
+            args.audio_estimate,
+            args.video_estimate,
+        )
     )
     graph_params = graph.perception_parameters(
         Path(args.model_dir).resolve() if args.model_dir else "",
@@ -221,34 +258,58 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tempfile.TemporaryDirectory(prefix="avemo_runner_") as tmp,
             ros_context(ros_args) as context,
         ):
-            return _run(args, Path(tmp), context, overrides, remaps, graph_params)
+            return _run(args, Path(tmp), context, overrides, remaps, graph_params, executables,
+                        ros_args)
     except KeyboardInterrupt:
         return 0
 
 
-def _run(args, tmp: Path, context, overrides: dict, remaps: list, graph_params: dict) -> int:
+def _run(
+    args,
+    tmp: Path,
+    context,
+    overrides: dict,
+    remaps: list,
+    graph_params: dict,
+    executables: Sequence[str],
+    ros_args: Sequence[str],
+) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    from . import split_processes
     from .lifecycle_client import LifecycleClient, LifecycleError
-    from .perception_node import PerceptionNode
 
     nodes: list = []
     stop = threading.Event()
     spinner = None
+    children = None
     executor = SingleThreadedExecutor(context=context)
     try:
-        perception = PerceptionNode(
-            namespace=args.namespace,
-            cli_args=node_args(
-                args.params,
-                overrides,
-                remaps,
-                args.use_sim_time,
-                params_files=[write_params(tmp, "perception_node", graph_params)],
-            ),
-        )
-        nodes.append(perception)
+        if len(executables) == 1:
+            name = executables[0]
+            sections = []  # audio_node / video_node: perception_node's YAML section first
+            if name in ("audio_node", "video_node") and args.params:
+                sections = [write_params(tmp, "section", graph.perception_section(args.params))]
+            perception = split_processes.NODE_CLASSES[name]()(
+                namespace=args.namespace,
+                cli_args=node_args(
+                    None,
+                    overrides,
+                    remaps,
+                    args.use_sim_time,
+                    params_files=[
+                        *sections,
+                        *([args.params] if args.params else []),
+                        write_params(tmp, name, graph_params),
+                    ],
+                ),
+            )
+            nodes.append(perception)
+            targets = [perception.get_fully_qualified_name()]
+        else:
+            children = split_processes.Children(args, executables, ros_args)
+            targets = children.targets
         source = None
         if args.file_source:
             from .file_source import FileSource
@@ -278,7 +339,8 @@ def _run(args, tmp: Path, context, overrides: dict, remaps: list, graph_params: 
             "avemo_runner", namespace=args.namespace, start_parameter_services=False
         )
         nodes.append(client_node)
-        executor.add_node(perception)
+        for node in nodes[:1] if children is None else ():
+            executor.add_node(node)
         executor.add_node(client_node)
         if source is not None and args.no_autostart:
             executor.add_node(source)
@@ -287,16 +349,17 @@ def _run(args, tmp: Path, context, overrides: dict, remaps: list, graph_params: 
         )
         spinner.start()
         if not args.no_autostart:
-            lifecycle = LifecycleClient(client_node, perception.get_fully_qualified_name())
-            try:
-                ok, what = lifecycle.autostart(args.lifecycle_timeout)
-            except LifecycleError as e:
-                ok, what = False, str(e)
-            if not ok:
-                log.error("autostart: %s; see perception_node's log above", what)
-                return 1
-            log.info("autostart: %s", what)
-            if source is not None:  # play once the node listens
+            for target in targets:  # the fusion node first: it misses no half
+                lifecycle = LifecycleClient(client_node, target)
+                try:
+                    ok, what = lifecycle.autostart(args.lifecycle_timeout)
+                except LifecycleError as e:
+                    ok, what = False, str(e)
+                if not ok:
+                    log.error("autostart: %s; see the node's log above", what)
+                    return 1
+                log.info("autostart: %s", what)
+            if source is not None:  # play once the nodes listen
                 executor.add_node(source)
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while (
@@ -304,9 +367,14 @@ def _run(args, tmp: Path, context, overrides: dict, remaps: list, graph_params: 
             and context.ok()
             and (deadline is None or time.monotonic() < deadline)
         ):
+            if children is not None and children.exited():
+                log.error("%s; stopping", children.exited())
+                return 1
             stop.wait(0.1)
         return 0
     finally:
+        if children is not None:
+            children.stop()
         stop.set()
         if spinner is not None:
             spinner.join(5.0)

@@ -1,0 +1,90 @@
+"""The fusion node's pairing: audio and video ModalityWindows matched by window end (no ROS).
+
+Both modality nodes window on the same absolute grid (window ends on multiples of the hop),
+so the two halves of a window carry the same end stamp. A window is fused once both halves
+are here; a half waits at most ``grace_s`` (arrival time) for its partner, and not at all
+when the partner is *silent* (nothing from it for ``partner_timeout_s``: stopped,
+restarting, unplugged) or has already sent a later window (it skipped this one). Then the
+window goes out with the half it has: that modality's estimate, flagged by the bitmask,
+as the all-in-one node does. Windows go out in end order; a half arriving after its window
+went out is late (counted, dropped). A half from another model is refused: its numbers
+mean nothing to this bundle's fusion network.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .modality_estimates import ModalityWindow
+
+
+class WindowPairer:
+    """Pairs ModalityWindows of ``modalities`` by end stamp (see the module doc).
+
+    ``now_s``: monotonic seconds; a partner never heard from counts as silent from
+    ``started_s`` on (the fusion node's activation) plus ``partner_timeout_s``.
+    """
+
+    def __init__(self, model_id: str, grace_s: float, partner_timeout_s: float,
+                 modalities: Sequence[str] = ("audio", "video"), started_s: float = 0.0):
+        if grace_s < 0 or partner_timeout_s <= 0:
+            raise ValueError("grace_s must be >= 0 and partner_timeout_s > 0")
+        self.model_id, self.grace_s, self.timeout_s = model_id, grace_s, partner_timeout_s
+        self.modalities = tuple(modalities)
+        self._pending: dict[int, dict[str, ModalityWindow]] = {}
+        self._first_s: dict[int, float] = {}
+        self.last_seen_s: dict[str, float] = {m: started_s for m in self.modalities}
+        self.heard: set[str] = set()  # partners heard from at least once
+        self._last_out_ns: Optional[int] = None
+
+    def add(self, mw: ModalityWindow, now_s: float) -> Optional[str]:
+        """Take one half. Returns why it was refused ('model_mismatch', 'late',
+        'unexpected_modality'), None when taken."""
+        if mw.modality not in self.modalities:
+            return "unexpected_modality"
+        if mw.model_id != self.model_id:
+            return "model_mismatch"
+        self.last_seen_s[mw.modality] = now_s
+        self.heard.add(mw.modality)
+        if self._last_out_ns is not None and mw.end_ns <= self._last_out_ns:
+            return "late"
+        sides = self._pending.setdefault(mw.end_ns, {})
+        sides[mw.modality] = mw
+        self._first_s.setdefault(mw.end_ns, now_s)
+        return None
+
+    def silent_s(self, modality: str, now_s: float) -> Optional[float]:
+        """Seconds since ``modality``'s node was last heard, when over the timeout."""
+        quiet = now_s - self.last_seen_s[modality]
+        return quiet if quiet > self.timeout_s else None
+
+    def silent(self, now_s: float) -> dict[str, float]:
+        """The silent partners and how long each has been silent, seconds."""
+        out = {m: self.silent_s(m, now_s) for m in self.modalities}
+        return {m: s for m, s in out.items() if s is not None}
+
+    def _ready(self, end: int, now_s: float) -> bool:
+        sides = self._pending[end]
+        missing = [m for m in self.modalities if m not in sides]
+        if not missing or now_s - self._first_s[end] >= self.grace_s:
+            return True
+        for m in missing:
+            later = any(e > end and m in s for e, s in self._pending.items())
+            if not (later or self.silent_s(m, now_s) is not None):
+                return False
+        return True
+
+    def pop_ready(self, now_s: float) -> list[dict[str, ModalityWindow]]:
+        """The windows to fuse now, in end order: each a dict modality -> its half."""
+        out = []
+        for end in sorted(self._pending):
+            if not self._ready(end, now_s):
+                break
+            out.append(self._pending.pop(end))
+            del self._first_s[end]
+            self._last_out_ns = end
+        return out
+
+    @property
+    def waiting(self) -> int:
+        """Windows waiting for a partner."""
+        return len(self._pending)

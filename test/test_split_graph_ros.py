@@ -1,0 +1,281 @@
+"""The split graph over real DDS, each node in its own process (the runner's).
+
+1. Agreement: the same camera and microphone topics feed the all-in-one perception_node
+   (one runner process) and the split graph (a runner starting audio_node, video_node and
+   fusion_node as three processes); both estimate every window the same.
+2. Partner loss: the video node stops mid-stream and comes back, then the audio node: the
+   fusion node goes on with the other modality alone (flagged), /diagnostics WARN names the
+   silent partner, fusion resumes when it returns.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+from avemo_ros import media  # noqa: E402
+from avemo_ros.ros import transport  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = Path(os.environ.get("AVEMO_TEST_BUNDLE", ROOT / "data" / "models" / "synthetic"))
+NS = 1_000_000_000
+
+pytestmark = [
+    pytest.mark.ros,
+    pytest.mark.skipif(not (BUNDLE / "manifest.json").is_file(),
+                       reason=f"no trained bundle at {BUNDLE}: run `make model` first"),
+]
+
+
+def _env() -> dict:
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1")
+    for var in transport.USER_VARS:  # the runner's own transport choice
+        env.pop(var, None)
+    return env
+
+
+class Runner:
+    """``python -m avemo_ros.ros.runner ...`` in a subprocess; its output collected."""
+
+    def __init__(self, *args: str):
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "avemo_ros.ros.runner", "--model-dir", str(BUNDLE), *args],
+            env=_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True)
+        self._reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 120.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.output.count(text) >= count:
+                return True
+            time.sleep(0.1)
+        return self.output.count(text) >= count
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # the runner and any children it started
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+def clip(seconds_each: float = 6.0):
+    """Three synthetic actors in a row (happy, sad, angry), 30 fps, 16 kHz mono."""
+    from avemo_ros.audio_features import resample
+    from training.synthetic import render_clip
+
+    frames, audio = [], []
+    for i, emotion in enumerate(("happy", "sad", "angry")):
+        f, a, rate = render_clip(emotion, 20, duration_s=seconds_each, seed=i, intensity=2)
+        frames.append(f)
+        audio.append(resample(a, rate, 16000))
+    frames = np.concatenate(frames)
+    return media.MediaClip(frames, np.arange(len(frames)) / 30.0,
+                           np.concatenate(audio)[:, None], 16000, "three_actors")
+
+
+class Graph:
+    """This process's side: a file source playing the clip on /split_test/*, listeners of
+    the estimates and /diagnostics; spun on a background thread."""
+
+    def __init__(self, ns: str, emotion_topics: dict, loop: bool):
+        from avemo_ros.msg import EmotionEstimate
+        from avemo_ros.ros.file_source import FileSource
+
+        self.ctx = Context()
+        rclpy.init(args=[], context=self.ctx)
+        self.t0 = time.monotonic()
+        self.got: dict[str, list] = {name: [] for name in emotion_topics}
+        self.diag: list = []
+        self.node = rclpy.create_node("split_test_listener", context=self.ctx)
+        for name, topic in emotion_topics.items():
+            self.node.create_subscription(
+                EmotionEstimate, topic,
+                lambda m, name=name: self.got[name].append((time.monotonic() - self.t0, m)), 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diag.append(
+            (time.monotonic() - self.t0, m)), 50)
+        self.source = FileSource(namespace=ns, context=self.ctx, clips=[clip()],
+                                 parameter_overrides=[Parameter("loop", value=loop),
+                                                      Parameter("start_delay_s", value=1.0)])
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._spinner = threading.Thread(target=self._spin, daemon=True)
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def start(self) -> None:
+        self.executor.add_node(self.source)
+        self._spinner.start()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._spinner.join(5)
+        self.executor.shutdown()
+        self.source.destroy_node()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+
+    def fusion_status(self, since: float) -> list:
+        return [(t, s) for t, m in self.diag if t >= since for s in m.status
+                if s.name.endswith("fusion_node")]
+
+
+def _topics(ns: str) -> list[str]:
+    return ["--image", f"{ns}/image", "--audio", f"{ns}/audio", "--audio-info",
+            f"{ns}/audio_info", "--param", "hop_s:=0.5", "--param", "grace_s:=2.0",
+            "--param", "debug_rate_hz:=0.0", "--param", "hri_output:=false"]
+
+
+def test_split_graph_gives_the_all_in_one_estimates():
+    ns = f"/split_test_{uuid.uuid4().hex[:6]}"
+    whole = Runner(*_topics(ns), "--emotion", f"{ns}/whole/emotion",
+                   "--param", "absolute_window_grid:=true")
+    split = Runner(*_topics(ns), "--graph", "split", "--emotion", f"{ns}/split/emotion",
+                   "--audio-estimate", f"{ns}/audio_estimate",
+                   "--video-estimate", f"{ns}/video_estimate")
+    graph = Graph(ns, {"whole": f"{ns}/whole/emotion", "split": f"{ns}/split/emotion"},
+                  loop=False)
+    try:
+        assert whole.wait_for("autostart: "), whole.output[-3000:]
+        assert split.wait_for("autostart: ", count=3), split.output[-5000:]
+        graph.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not graph.source.finished:
+            time.sleep(0.5)
+        time.sleep(4.0)  # the last windows
+    finally:
+        graph.close()
+        codes = (whole.stop(), split.stop())
+    assert codes == (0, 0), split.output[-3000:] + whole.output[-3000:]
+    by_end = {name: {m.header.stamp.sec * NS + m.header.stamp.nanosec: m for _, m in msgs}
+              for name, msgs in graph.got.items()}
+    common = sorted(set(by_end["whole"]) & set(by_end["split"]))
+    assert len(common) >= 25 and len(common) >= 0.9 * len(by_end["whole"]), (
+        len(common), len(by_end["whole"]), len(by_end["split"]))
+    assert all(e % (NS // 2) == 0 for e in common)  # the absolute grid
+    same = [by_end["whole"][e].label == by_end["split"][e].label for e in common]
+    both = [e for e in common if by_end["whole"][e].modalities == 3
+            and by_end["split"][e].modalities == 3]
+    diffs = [float(np.max(np.abs(np.subtract(by_end["whole"][e].probabilities,
+                                             by_end["split"][e].probabilities)))) for e in both]
+    print(f"agreement: {sum(same)}/{len(common)} windows same label, {len(both)} with both "
+          f"modalities, max |p diff| {max(diffs):.2e}")
+    assert sum(same) >= 0.99 * len(common)
+    assert len(both) >= 0.8 * len(common)
+    assert max(diffs) <= 1e-5
+    assert {by_end["split"][e].model_id for e in common} == {by_end["whole"][common[0]].model_id}
+
+
+def _modalities_after(msgs: list, t: float, horizon: float) -> list[int]:
+    return [m.modalities for s, m in msgs if t <= s < t + horizon]
+
+
+def test_fusion_goes_on_without_a_partner_and_resumes_when_it_returns():
+    ns = f"/split_test_{uuid.uuid4().hex[:6]}"
+    common = [*_topics(ns), "--graph", "split", "--emotion", f"{ns}/emotion",
+              "--audio-estimate", f"{ns}/audio_estimate", "--video-estimate",
+              f"{ns}/video_estimate"]
+    fusion = Runner(*common, "--split-nodes", "fusion", "--param", "partner_timeout_s:=1.5")
+    nodes = {m: Runner(*common, "--split-nodes", m) for m in ("audio", "video")}
+    graph = Graph(ns, {"fused": f"{ns}/emotion"}, loop=True)
+    timeline: list[tuple[float, str]] = []
+
+    def mark(what: str) -> float:
+        t = graph.now()
+        timeline.append((t, what))
+        return t
+
+    def wait_estimate(what: str, ok, timeout: float = 40.0) -> float:
+        """Until a new estimate satisfies ``ok``; its arrival (test clock)."""
+        deadline = time.monotonic() + timeout
+        seen = len(graph.got["fused"])
+        while time.monotonic() < deadline:
+            new = graph.got["fused"][seen:]
+            hits = [t for t, m in new if ok(m)]
+            if hits:
+                timeline.append((hits[0], f"first estimate {what}"))
+                return hits[0]
+            time.sleep(0.1)
+        last = [(m.modalities, m.speech_fraction) for _, m in graph.got["fused"][-10:]]
+        raise AssertionError(f"no estimate {what}: {last}; {timeline}\n{fusion.output[-3000:]}")
+
+    fused_both = ("fused (modalities 3)", lambda m: m.modalities == 3)
+    alone = {  # without the audio node no gate ran: speech_fraction NaN
+        "video": ("audio-only (modalities 1)", lambda m: m.modalities == 1),
+        "audio": ("video-only without audio (modalities 2, no gate)",
+                  lambda m: m.modalities == 2 and np.isnan(m.speech_fraction)),
+    }
+
+    try:
+        for runner in (fusion, *nodes.values()):
+            assert runner.wait_for("autostart: "), runner.output[-3000:]
+        graph.start()
+        mark("playing")
+        wait_estimate(*fused_both)
+        for lost in ("video", "audio"):
+            t_stop = mark(f"{lost}_node stopped (SIGINT)")
+            assert nodes[lost].stop() == 0, nodes[lost].output[-3000:]
+            t_alone = wait_estimate(*alone[lost])
+            warn = [(t, s) for t, s in graph.fusion_status(t_stop)
+                    if s.level == b"\x01" and f"{lost} partner silent" in s.message]
+            deadline = time.monotonic() + 5
+            while not warn and time.monotonic() < deadline:
+                time.sleep(0.2)
+                warn = [(t, s) for t, s in graph.fusion_status(t_stop)
+                        if s.level == b"\x01" and f"{lost} partner silent" in s.message]
+            assert warn, [(s.level, s.message) for _, s in graph.fusion_status(t_stop)]
+            mark(f"diagnostics WARN: {warn[0][1].message[:60]}")
+            nodes[lost] = Runner(*common, "--split-nodes", lost)
+            assert nodes[lost].wait_for("autostart: "), nodes[lost].output[-3000:]
+            mark(f"{lost}_node active again")
+            t_back = wait_estimate(*fused_both)
+            assert t_alone - t_stop < 10.0 and t_back > t_alone
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # WARN ends once the partner is back
+                last = graph.fusion_status(t_back)
+                if last and last[-1][1].level == b"\x00":
+                    break
+                time.sleep(0.2)
+            assert last and last[-1][1].level == b"\x00", last[-1][1].message if last else None
+            mark("diagnostics OK")
+    finally:
+        graph.close()
+        for runner in (*nodes.values(), fusion):
+            runner.stop()
+    print("partner-loss timeline (s):\n" + "\n".join(f"  {t:6.2f} {w}" for t, w in timeline))
+    fused = graph.got["fused"]
+    assert all(m.modalities in (1, 2, 3) for _, m in fused)
+    assert all(m.probabilities and abs(sum(m.probabilities) - 1) < 1e-4 for _, m in fused)
