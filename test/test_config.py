@@ -21,6 +21,21 @@ def test_yaml_defaults_are_declared_and_valid():
         assert type(value) is type(specs[name].default), name
 
 
+def test_fusion_node_yaml_and_readme():
+    from avemo_ros.ros.fusion_node import FUSION_PARAMS
+
+    cfg = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
+    params = cfg["/**/fusion_node"]["ros__parameters"]
+    specs = {s.name: s for s in FUSION_PARAMS}
+    assert set(params) == set(specs), "the fusion_node section and FUSION_PARAMS differ"
+    for name, value in params.items():
+        assert specs[name].check(value) is None, name
+        assert type(value) is type(specs[name].default), name
+    readme = (ROOT / "README.md").read_text()
+    for name in set(specs) - {s.name for s in PARAMS}:
+        assert f"| `{name}` |" in readme, name
+
+
 def test_launch_file_declares_the_documented_arguments():
     tree = ast.parse((ROOT / "launch" / "perception.launch.py").read_text())
     declared = {node.args[0].value for node in ast.walk(tree)

@@ -44,6 +44,8 @@ def test_topic_defaults_follow_audio_capture():
         "audio": "/audio/audio_stamped",
         "audio_info": "/audio/audio_info",
         "emotion": "emotion",
+        "audio_estimate": "audio_estimate",
+        "video_estimate": "video_estimate",
     }
     remaps = dict(graph.remappings())
     assert (
@@ -54,6 +56,23 @@ def test_topic_defaults_follow_audio_capture():
         == "/cam/image_raw/compressed"
     )
     assert "image:=image" not in graph.remap_args(graph.remappings())  # identities left out
+
+
+def test_graph_nodes():
+    assert graph.graph_nodes("all_in_one") == ["perception_node"]
+    assert graph.graph_nodes("split") == ["audio_node", "video_node", "fusion_node"]
+    assert graph.graph_nodes("split", "fusion, audio") == ["audio_node", "fusion_node"]
+    for bad in (("split", "audio,camera"), ("split", ""), ("both", "audio")):
+        with pytest.raises(ValueError):
+            graph.graph_nodes(*bad)
+
+
+def test_split_nodes_get_the_perception_section(tmp_path):
+    section = graph.perception_section(ROOT / "config" / "perception.yaml")
+    assert section["hop_s"] == 1.0 and "partner_timeout_s" not in section
+    (tmp_path / "mine.yaml").write_text("/**:\n  ros__parameters:\n    hop_s: 0.5\n")
+    assert graph.perception_section(tmp_path / "mine.yaml") == {"hop_s": 0.5}
+    assert graph.perception_section(tmp_path / "missing.yaml") == {}
 
 
 @pytest.mark.parametrize(
@@ -328,6 +347,20 @@ def test_autostart_activates_after_configure_only():
     assert not handlers[0].matches(event("activating", "active"))
     off = module.perception_actions(_context(autostart="false")[2])
     assert not [a for a in off if isinstance(a, RegisterEventHandler)]
+
+
+@needs_launch
+def test_split_graph_launches_three_lifecycle_nodes_each_autostarted():
+    from launch.actions import RegisterEventHandler
+    from launch_ros.actions import LifecycleNode
+
+    module, _, context = _context(graph="split")
+    actions = module.perception_actions(context)
+    nodes = [a for a in actions if isinstance(a, LifecycleNode)]
+    assert [n.node_executable for n in nodes] == ["audio_node", "video_node", "fusion_node"]
+    assert len([a for a in actions if isinstance(a, RegisterEventHandler)]) == 3
+    one = module.perception_actions(_context(graph="split", split_nodes="video")[2])
+    assert [a.node_executable for a in one if isinstance(a, LifecycleNode)] == ["video_node"]
 
 
 @needs_launch

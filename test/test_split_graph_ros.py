@@ -191,10 +191,16 @@ def test_split_graph_gives_the_all_in_one_estimates():
             and by_end["split"][e].modalities == 3]
     diffs = [float(np.max(np.abs(np.subtract(by_end["whole"][e].probabilities,
                                              by_end["split"][e].probabilities)))) for e in both]
-    print(f"agreement: {sum(same)}/{len(common)} windows same label, {len(both)} with both "
-          f"modalities, max |p diff| {max(diffs):.2e}")
+    flags = [by_end["whole"][e].modalities == by_end["split"][e].modalities for e in common]
+    print(f"agreement: {sum(same)}/{len(common)} windows same label, {sum(flags)} same "
+          f"modalities, {len(both)} with both modalities: max |p diff| {max(diffs):.2e} "
+          f"(windows: all-in-one {len(by_end['whole'])}, split {len(by_end['split'])})")
     assert sum(same) >= 0.99 * len(common)
-    assert len(both) >= 0.8 * len(common)
+    # the first window may start before a subscriber had matched the file source (each
+    # process discovers it on its own): it may lack a modality on one side
+    assert all(flags[1:]), [(e, by_end["whole"][e].modalities, by_end["split"][e].modalities)
+                            for e, f in zip(common, flags) if not f]
+    assert len(both) >= 0.5 * len(common)  # the rest: the speech gate heard no speech
     assert max(diffs) <= 1e-5
     assert {by_end["split"][e].model_id for e in common} == {by_end["whole"][common[0]].model_id}
 
