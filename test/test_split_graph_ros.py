@@ -285,3 +285,79 @@ def test_fusion_goes_on_without_a_partner_and_resumes_when_it_returns():
     fused = graph.got["fused"]
     assert all(m.modalities in (1, 2, 3) for _, m in fused)
     assert all(m.probabilities and abs(sum(m.probabilities) - 1) < 1e-4 for _, m in fused)
+
+
+# --- the message and the fusion node's refusals, in this process -----------------------
+def test_modality_message_round_trip_and_malformed_ones():
+    from avemo_ros.modality_estimates import ModalityPart, ModalityWindow
+    from avemo_ros.msg import ModalityEstimate
+    from avemo_ros.ros.modality_msg import (ModalityMessageError, modality_message,
+                                            modality_window_of)
+
+    parts = [ModalityPart(np.array([0.25, 0.75], np.float32), np.arange(4, dtype=np.float32),
+                          face, (1, 2, 30, 40)) for face in ("abcde", "fghij")]
+    mw = ModalityWindow("video", 7 * NS, 10 * NS, "m@1", "estimated", parts, inference_time=0.01,
+                        frame_id="camera")
+    msg = modality_message(mw, ModalityEstimate, ["a", "b"], "logits")
+    assert (msg.modality, msg.count, msg.fusion_input_size) == (ModalityEstimate.VIDEO, 2, 4)
+    back = modality_window_of(msg, (1, 4))
+    assert (back.modality, back.start_ns, back.end_ns, back.model_id, back.frame_id) == (
+        "video", 7 * NS, 10 * NS, "m@1", "camera")
+    assert [(p.face_id, p.box, p.fusion_input.shape) for p in back.parts] == [
+        ("abcde", (1, 2, 30, 40), (1, 4)), ("fghij", (1, 2, 30, 40), (1, 4))]
+    assert back.speech_detected is None  # no gate on video
+    audio = modality_message(ModalityWindow("audio", 0, 3 * NS, "m@1", "skipped", [], False,
+                                            0.05), ModalityEstimate, ["a", "b"], "logits")
+    assert modality_window_of(audio).speech_detected is False and audio.count == 0
+    msg.count = 3
+    with pytest.raises(ModalityMessageError, match="probabilities"):
+        modality_window_of(msg)
+    msg.count, msg.modality = 2, 7
+    with pytest.raises(ModalityMessageError, match="neither AUDIO"):
+        modality_window_of(msg)
+
+
+def test_fusion_node_refuses_another_model_and_malformed_halves():
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from avemo_ros.msg import ModalityEstimate
+    from avemo_ros.ros.fusion_node import FusionNode
+
+    ctx = Context()
+    rclpy.init(args=[], context=ctx)
+    ns = f"/fusion_test_{uuid.uuid4().hex[:6]}"
+    node = FusionNode(namespace=ns, context=ctx, parameter_overrides=[
+        Parameter("model_dir", value=str(BUNDLE)), Parameter("warmup_runs", value=0),
+        Parameter("hri_output", value=False)])
+    probe = rclpy.create_node("probe", namespace=ns, context=ctx)
+    pub = probe.create_publisher(ModalityEstimate, "audio_estimate", 10)
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    executor.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        deadline = time.monotonic() + 10
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        other = ModalityEstimate(modality=ModalityEstimate.AUDIO, model_id="other@9",
+                                 labels=list(node.estimator.labels), status="skipped")
+        broken = ModalityEstimate(modality=ModalityEstimate.AUDIO, count=1,
+                                  model_id=node.estimator.model_id, probabilities=[1.0])
+        pub.publish(other)
+        pub.publish(broken)
+        deadline = time.monotonic() + 10
+        counts = {}
+        while time.monotonic() < deadline and not (
+                counts.get("partner_model_mismatch") and counts.get("message_invalid")):
+            executor.spin_once(timeout_sec=0.05)
+            counts = node.health.snapshot()
+        assert counts.get("partner_model_mismatch") == 1, counts
+        assert counts.get("message_invalid") == 1, counts
+        assert "other@9" in node.health.last_text["partner_model_mismatch"]
+        assert node.pairer.waiting == 0 and not node.pairer.heard
+    finally:
+        executor.shutdown()
+        probe.destroy_node()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
