@@ -71,7 +71,8 @@ def modality_window_of(msg: Any, input_shape: Optional[Sequence[int]] = None
     if modality == VIDEO_MODALITY and (len(msg.face_ids) != n or len(msg.face_boxes) != 4 * n):
         raise ModalityMessageError(f"{len(msg.face_ids)} face ids and {len(msg.face_boxes)} box "
                                    f"values for {n} faces")
-    shape = tuple(input_shape) if input_shape else (size,)
+    static = input_shape and all(isinstance(d, int) and d > 0 for d in input_shape)
+    shape = tuple(input_shape) if static else (1, size)  # a dynamic batch: one row
     parts = []
     for i in range(n):
         x = None
