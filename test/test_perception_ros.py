@@ -370,9 +370,10 @@ def test_audio_capture_as_released_with_default_settings(ros, audio_type, remap)
     for key in ("audio_invalid", "audio_unsupported"):
         assert int(counters.get(key, 0)) == 0, (counters, out[-2000:])
     with_audio = [m for m in msgs if m.modalities & 1]
-    # the audio starts late (its format is learnt from the bytes or the AudioInfo sent every
-    # 5 s, MP3 decoder delay; under load up to two windows): after that every window has it
-    assert all(m.modalities & 1 for m in msgs[2:]), [m.modalities for m in msgs]
+    # AudioData has no header: its chunks are stamped on arrival, so a stall of the node's
+    # executor (5 s once, under load in a whole-suite run) shifts stamps and may cost a
+    # window or two its audio; the others must all have it
+    assert len(with_audio) >= len(msgs) - 2, [m.modalities for m in msgs]
     # no gate ran: speech is assumed where the audio was used, the fraction is NaN
     assert all(m.speech_detected and np.isnan(m.speech_fraction) for m in with_audio)
     inside = []  # windows inside one clip, both modalities: the fused label is the clip's
