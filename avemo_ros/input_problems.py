@@ -64,6 +64,7 @@ class Problem(enum.Enum):
     PARTNER_SILENT = ("partner_silent", WARN, "a modality node fell silent")
     PARTNER_LATE = ("partner_late", WARN, "modality estimates later than their window")
     PARTNER_MODEL_MISMATCH = ("partner_model_mismatch", ERROR, "a partner runs another model")
+    PARTNER_GRID_MISMATCH = ("partner_grid_mismatch", ERROR, "the partners' hop_s differ")
 
     @classmethod
     def by_key(cls, key: str) -> Optional["Problem"]:

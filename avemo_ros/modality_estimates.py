@@ -57,6 +57,7 @@ class ModalityWindow:
     speech_fraction: float = float("nan")
     inference_time: float = 0.0
     frame_id: str = ""
+    hop_s: float = 0.0  # the node's window grid (window ends are its multiples); 0: unknown
 
     @property
     def present(self) -> bool:
@@ -64,13 +65,13 @@ class ModalityWindow:
         return bool(self.parts)
 
 
-def modality_window(outcome: Any, modality: str, model_id: str, frame_id: str = ""
-                    ) -> ModalityWindow:
+def modality_window(outcome: Any, modality: str, model_id: str, frame_id: str = "",
+                    hop_s: float = 0.0) -> ModalityWindow:
     """A modality pipeline's :class:`~avemo_ros.pipeline.WindowOutcome` as a ModalityWindow."""
     r: Optional[EmotionResult] = outcome.result
     speech = getattr(outcome, "speech", None)
     mw = ModalityWindow(modality, outcome.start_ns, outcome.end_ns, model_id, outcome.status,
-                        frame_id=frame_id)
+                        frame_id=frame_id, hop_s=hop_s)
     if speech is not None:
         mw.speech_detected, mw.speech_fraction = speech.speech_detected, speech.speech_fraction
     if r is None:

@@ -297,12 +297,12 @@ def test_modality_message_round_trip_and_malformed_ones():
     parts = [ModalityPart(np.array([0.25, 0.75], np.float32), np.arange(4, dtype=np.float32),
                           face, (1, 2, 30, 40)) for face in ("abcde", "fghij")]
     mw = ModalityWindow("video", 7 * NS, 10 * NS, "m@1", "estimated", parts, inference_time=0.01,
-                        frame_id="camera")
+                        frame_id="camera", hop_s=0.5)
     msg = modality_message(mw, ModalityEstimate, ["a", "b"], "logits")
     assert (msg.modality, msg.count, msg.fusion_input_size) == (ModalityEstimate.VIDEO, 2, 4)
     back = modality_window_of(msg, (1, 4))
-    assert (back.modality, back.start_ns, back.end_ns, back.model_id, back.frame_id) == (
-        "video", 7 * NS, 10 * NS, "m@1", "camera")
+    assert (back.modality, back.start_ns, back.end_ns, back.model_id, back.frame_id,
+            back.hop_s) == ("video", 7 * NS, 10 * NS, "m@1", "camera", 0.5)
     assert [(p.face_id, p.box, p.fusion_input.shape) for p in back.parts] == [
         ("abcde", (1, 2, 30, 40), (1, 4)), ("fghij", (1, 2, 30, 40), (1, 4))]
     assert back.speech_detected is None  # no gate on video
@@ -331,6 +331,7 @@ def test_fusion_node_refuses_another_model_and_malformed_halves():
         Parameter("hri_output", value=False)])
     probe = rclpy.create_node("probe", namespace=ns, context=ctx)
     pub = probe.create_publisher(ModalityEstimate, "audio_estimate", 10)
+    video_pub = probe.create_publisher(ModalityEstimate, "video_estimate", 10)
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
     executor.add_node(probe)
@@ -338,7 +339,8 @@ def test_fusion_node_refuses_another_model_and_malformed_halves():
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         deadline = time.monotonic() + 10
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while (pub.get_subscription_count() == 0 or video_pub.get_subscription_count() == 0) \
+                and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         other = ModalityEstimate(modality=ModalityEstimate.AUDIO, model_id="other@9",
                                  labels=list(node.estimator.labels), status="skipped")
@@ -356,6 +358,18 @@ def test_fusion_node_refuses_another_model_and_malformed_halves():
         assert counts.get("message_invalid") == 1, counts
         assert "other@9" in node.health.last_text["partner_model_mismatch"]
         assert node.pairer.waiting == 0 and not node.pairer.heard
+        # partners on different grids: reported, naming both hops
+        for p, modality, hop in ((pub, ModalityEstimate.AUDIO, 0.5),
+                                 (video_pub, ModalityEstimate.VIDEO, 1.0)):
+            p.publish(ModalityEstimate(modality=modality, model_id=node.estimator.model_id,
+                                       labels=list(node.estimator.labels), status="skipped",
+                                       hop_s=hop))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not counts.get("partner_grid_mismatch"):
+            executor.spin_once(timeout_sec=0.05)
+            counts = node.health.snapshot()
+        assert counts.get("partner_grid_mismatch") == 1, counts
+        assert "audio 0.5, video 1" in node.health.last_text["partner_grid_mismatch"]
     finally:
         executor.shutdown()
         probe.destroy_node()

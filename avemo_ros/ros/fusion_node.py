@@ -9,7 +9,8 @@ fusion network, labels, model id), activate subscribes ``audio_estimate`` and
 its partner, and none when the partner is silent (nothing for ``partner_timeout_s``):
 then the estimate is that modality's own, flagged by ``modalities``, and /diagnostics
 says WARN naming the silent partner until it is back. Halves of another model id are
-refused (partner_model_mismatch). Everything runs on the executor thread: the fusion
+refused (partner_model_mismatch); partners on different hop_s are reported
+(partner_grid_mismatch). Everything runs on the executor thread: the fusion
 network is small.
 """
 from __future__ import annotations
@@ -69,6 +70,7 @@ class FusionNode(LifecycleNode):
         self._shapes: dict[str, Any] = {}
         self._silent: set[str] = set()
         self._topics: dict[str, str] = {}  # modality -> the resolved topic it comes on
+        self._hops: dict[str, float] = {}  # modality -> its node's hop_s (last heard)
         self._last_diag_counts: dict[str, int] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.get_parameter("diagnostics_period_s").value,
@@ -112,6 +114,7 @@ class FusionNode(LifecycleNode):
         self.pairer = WindowPairer(self.estimator.model_id, c["grace_s"], c["partner_timeout_s"],
                                    self._modalities(), time.monotonic())
         self._silent.clear()
+        self._hops.clear()
         for m in self._modalities():
             self._subs.append(self.create_subscription(
                 modality_estimate_type(), ESTIMATE_TOPICS[m],
@@ -176,6 +179,8 @@ class FusionNode(LifecycleNode):
                                  f"{modality} topic '{ESTIMATE_TOPICS[modality]}': dropped")
             return
         refused = self.pairer.add(mw, time.monotonic())
+        if refused != "model_mismatch":
+            self._check_grid(mw)
         if refused == "model_mismatch":
             self.problems.report(Problem.PARTNER_MODEL_MISMATCH, (
                 f"the {modality} node runs model {mw.model_id!r}, this node "
@@ -189,6 +194,17 @@ class FusionNode(LifecycleNode):
             self._silent.discard(modality)
             self.get_logger().info(f"{modality} partner is back: fusing both modalities again")
         self._check()
+
+    def _check_grid(self, mw: Any) -> None:
+        """Both partners' windows must lie on one grid (the same hop_s), or few pair."""
+        if mw.hop_s > 0:
+            self._hops[mw.modality] = mw.hop_s
+        hops = set(round(h, 6) for h in self._hops.values())
+        if len(hops) > 1:
+            self.problems.report(Problem.PARTNER_GRID_MISMATCH, (
+                "the modality nodes window on different grids (hop_s "
+                + ", ".join(f"{m} {h:g}" for m, h in sorted(self._hops.items()))
+                + "): only the windows both have are fused; give them the same hop_s"))
 
     def _check(self) -> None:
         if self.pairer is None:

@@ -33,6 +33,7 @@ def modality_message(mw: ModalityWindow, msg_type: Any, labels: Sequence[str],
     msg.header.frame_id = mw.frame_id
     msg.window_start = conv.ns_to_stamp(mw.start_ns)
     msg.modality = MODALITY_VALUES[mw.modality]
+    msg.hop_s = float(mw.hop_s)
     msg.model_id, msg.labels, msg.status = mw.model_id, list(labels), mw.status
     msg.count = len(mw.parts)
     msg.probabilities = [float(v) for p in mw.parts for v in np.ravel(p.probabilities)]
@@ -92,4 +93,4 @@ def modality_window_of(msg: Any, input_shape: Optional[Sequence[int]] = None
     return ModalityWindow(modality, conv.stamp_to_ns(msg.window_start),
                           conv.stamp_to_ns(msg.header.stamp), msg.model_id, msg.status, parts,
                           None if no_gate else bool(msg.speech_detected), fraction,
-                          float(msg.inference_time), msg.header.frame_id)
+                          float(msg.inference_time), msg.header.frame_id, float(msg.hop_s))

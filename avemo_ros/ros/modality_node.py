@@ -43,7 +43,8 @@ class ModalityNode(PerceptionNode):
         if self._output_pub is None:
             return
         frame = self._camera_frame if self.MODALITY == VIDEO_MODALITY else self._audio.frame_id
-        mw = modality_window(outcome, self.MODALITY, self.estimator.model_id, frame)
+        mw = modality_window(outcome, self.MODALITY, self.estimator.model_id, frame,
+                             self._cfg["hop_s"])
         msg = modality_message(mw, modality_estimate_type(), self.estimator.labels,
                                self.estimator.fusion_source)
         self._output_pub.publish(msg)
