@@ -110,7 +110,11 @@ def perception_actions(context):
             remappings=remaps,
             parameters=[
                 # audio_node / video_node: perception_node's parameters (its YAML section)
-                *([graph.perception_section(params_file)] if executable != "fusion_node" else []),
+                *(
+                    [graph.perception_section(params_file)]
+                    if executable in ("audio_node", "video_node")
+                    else []
+                ),
                 params_file,
                 graph.perception_parameters(cfg("model_dir"), cfg("backend"), cfg("use_sim_time")),
             ],
