@@ -38,7 +38,7 @@ def _looped(first_pass, events, span_ns):
         offset += span_ns
 
 
-def _with_extra_faces(rgb: np.ndarray, n: int) -> np.ndarray:
+def with_extra_faces(rgb: np.ndarray, n: int) -> np.ndarray:
     """``rgb`` with ``n`` astronaut faces pasted left and right of the clip's face (grey)."""
     from .face_scenes import paste_face
 
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         "happy", 20, duration_s=4.0, seed=5, fps=args.fps, size=(w, h), intensity=2
     )
     if args.extra_faces:
-        frames = [_with_extra_faces(f, args.extra_faces) for f in frames]
+        frames = [with_extra_faces(f, args.extra_faces) for f in frames]
     # bgr8 pixels, converted once; camera times lag the audio clock by the phase
     clip = SimpleNamespace(
         frames=[np.ascontiguousarray(f[..., ::-1]) for f in frames],
