@@ -1,9 +1,8 @@
 """A window's features and networks: the audio branch, the video branch, their fusion.
 
-:class:`~avemo_ros.pipeline.StreamingPipeline` calls the branches separately (the video
-branch as soon as a window's frames are final, the audio branch when its audio is);
-:meth:`EmotionEstimator.estimate` runs a whole window at once. Training extracts the same
-features with :class:`FeatureExtractor`. Everything an estimate found is in its result.
+:class:`~avemo_ros.pipeline.StreamingPipeline` calls the branches separately (video as soon
+as a window's frames are final, audio when its audio is); :meth:`EmotionEstimator.estimate`
+runs a whole window at once; training extracts the same features (:class:`FeatureExtractor`).
 """
 from __future__ import annotations
 
@@ -206,8 +205,8 @@ class EmotionEstimator:
 
     def __init__(self, bundle_dir: Path | str, backend: str = "auto", threads: int = 0,
                  manifest: Optional[Manifest] = None, cascade_path: Optional[str] = None,
-                 min_face_px: int = 0):
-        self.bundle_dir = Path(bundle_dir)
+                 min_face_px: int = 0, networks: Optional[frozenset] = None):
+        self.bundle_dir = Path(bundle_dir)  # networks: the roles to load (None: every one)
         self.manifest = manifest or load_manifest(self.bundle_dir)
         if min_face_px > 0:  # the camera's smallest face: how detection scales, not the crop
             self.manifest = dataclasses.replace(self.manifest, video=dataclasses.replace(
@@ -220,8 +219,9 @@ class EmotionEstimator:
         self._fusion_source = (fusion_source(self.manifest.models["fusion"])
                                if "fusion" in self.roles else None)
         try:
-            for role, spec in self.manifest.models.items():
-                self.nets[role] = open_backend(spec, self.bundle_dir, backend, threads=threads)
+            for role, spec in self.manifest.models.items():  # (a split graph node: its own)
+                if networks is None or role in networks:
+                    self.nets[role] = open_backend(spec, self.bundle_dir, backend, threads=threads)
         except Exception:
             self.close()
             raise
@@ -241,14 +241,14 @@ class EmotionEstimator:
         return {role: net.name for role, net in self.nets.items()}
 
     def warmup(self, runs: int = 2) -> None:
-        """Run every network (and the feature code) once or more so the first window is fast."""
+        """Run the loaded modality networks (and feature code) so the first window is fast."""
         a, v = self.manifest.audio, self.manifest.video
         rng = np.random.default_rng(0)
         for _ in range(runs):
             feats = audio_features(rng.standard_normal(a.n_samples).astype(np.float32) * 0.1,
-                                   a.sample_rate, a) if "audio" in self.roles else None
-            faces = (rng.standard_normal(v.shape).astype(np.float32)
-                     if "video" in self.roles else None)
+                                   a.sample_rate, a) if "audio" in self.nets else None
+            faces = rng.standard_normal(v.shape).astype(np.float32) if "video" in self.nets \
+                else None
             self.infer(feats, faces)
 
     @property

@@ -337,6 +337,7 @@ def test_fusion_node_refuses_another_model_and_malformed_halves():
     executor.add_node(probe)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert set(node.estimator.nets) == {"fusion"}  # its own network only
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         deadline = time.monotonic() + 10
         while (pub.get_subscription_count() == 0 or video_pub.get_subscription_count() == 0) \
@@ -374,4 +375,27 @@ def test_fusion_node_refuses_another_model_and_malformed_halves():
         executor.shutdown()
         probe.destroy_node()
         node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_modality_nodes_load_their_own_network_only():
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from avemo_ros.ros.modality_node import AudioNode, VideoNode
+
+    ctx = Context()
+    rclpy.init(args=[], context=ctx)
+    try:
+        for cls, role in ((AudioNode, "audio"), (VideoNode, "video")):
+            node = cls(namespace=f"/nets_{uuid.uuid4().hex[:6]}", context=ctx,
+                       parameter_overrides=[Parameter("model_dir", value=str(BUNDLE)),
+                                            Parameter("warmup_runs", value=1)])
+            try:
+                assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                assert set(node.estimator.nets) == {role}
+                assert (node._audio is None) == (role == "video")
+            finally:
+                node.trigger_cleanup()
+                node.destroy_node()
+    finally:
         rclpy.try_shutdown(context=ctx)

@@ -1,8 +1,8 @@
 """``fusion_node``: the split graph's decision: audio and video ModalityEstimates in,
 EmotionEstimate (and REP-155 output) out.
 
-Lifecycle like ``perception_node``: configure loads and warms up the same bundle (its
-fusion network, labels, model id), activate subscribes ``audio_estimate`` and
+Lifecycle like ``perception_node``: configure loads and warms up the same bundle (of its
+networks the fusion network only; labels, model id), activate subscribes ``audio_estimate`` and
 ``video_estimate``. The halves of a window are paired by end stamp
 (:class:`~avemo_ros.window_pairing.WindowPairer`) and fused by the all-in-one node's code
 (:func:`~avemo_ros.modality_estimates.fuse_windows`); a half waits at most ``grace_s`` for
@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
@@ -84,8 +85,8 @@ class FusionNode(LifecycleNode):
             if not self._cfg["model_dir"]:
                 raise ValueError("parameter model_dir is empty: point it at a model bundle")
             cfg = {**{p.name: p.default for p in PARAMS}, **self._cfg}
-            self.estimator = EmotionEstimator(**estimator_args(cfg))
-            self.estimator.warmup(self._cfg["warmup_runs"])
+            self.estimator = EmotionEstimator(**estimator_args(cfg), networks={"fusion"})
+            self._warmup(self._cfg["warmup_runs"])
         except Exception as e:  # any failure to load must leave the node unconfigured
             self._config_error = str(e)
             self.health.count(Problem.CONFIGURE_FAILURES.value, problem=str(e))
@@ -104,6 +105,13 @@ class FusionNode(LifecycleNode):
                                f"{self._modalities()}")
         self._state = "inactive"
         return super().on_configure(state)
+
+    def _warmup(self, runs: int) -> None:
+        """Run the fusion network (the only one this node loads) on zeros."""
+        net, spec = self.estimator.nets.get("fusion"), self.estimator.manifest.models.get("fusion")
+        for _ in range(runs if net is not None else 0):
+            net.run({t.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in t.shape],
+                                      np.float32) for t in spec.inputs})
 
     def _modalities(self) -> tuple:
         roles = self.estimator.roles

@@ -29,6 +29,7 @@ class ModalityNode(PerceptionNode):
 
     def __init__(self, node_name: str = "", **kwargs: Any):
         self.INPUTS = (self.MODALITY,)
+        self.NETWORKS = frozenset(self.INPUTS)  # its own network only (GPU memory)
         super().__init__(node_name or f"{self.MODALITY}_node", **kwargs)
 
     def _make_outputs(self) -> None:

@@ -46,6 +46,8 @@ class PerceptionNode(LifecycleNode):
 
     #: The input streams this node subscribes and windows.
     INPUTS: tuple = ("audio", "video")
+    #: The bundle's networks this node loads (None: all of them).
+    NETWORKS: Optional[frozenset] = None
 
     def __init__(self, node_name: str = "perception_node", **kwargs: Any):
         super().__init__(node_name, **kwargs)
@@ -89,7 +91,8 @@ class PerceptionNode(LifecycleNode):
                                          self.problems.report, self.problems.count,
                                          lambda: self._last_camera_ns)
             t0 = time.perf_counter()
-            self.estimator = EmotionEstimator(**estimator_args(self._cfg))
+            self.estimator = EmotionEstimator(**estimator_args(self._cfg),
+                                              networks=self.NETWORKS)
             self.estimator.warmup(self._cfg["warmup_runs"])
             if "audio" in self.INPUTS:
                 self.speech_gate = speech_gate(self._cfg, self.estimator.manifest.training)
