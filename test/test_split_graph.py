@@ -64,26 +64,43 @@ def half(modality, end_s, model="m@1", present=True):
                           parts)
 
 
-def test_pairs_by_end_and_waits_grace_for_the_partner():
+def test_pairs_by_end_and_waits_for_a_live_partner():
     p = WindowPairer("m@1", grace_s=0.5, partner_timeout_s=3.0, started_s=0.0)
     assert p.add(half("audio", 10), 1.0) is None
-    assert p.pop_ready(1.2) == []  # the video half may still come
+    assert p.pop_ready(1.2) == []  # video not heard yet: counted from the first half
     assert p.add(half("video", 10), 1.3) is None
-    out = p.pop_ready(1.3)
-    assert [sorted(h) for h in out] == [["audio", "video"]]
-    p.add(half("audio", 11), 2.0)
-    assert p.pop_ready(2.4) == [] and [sorted(h) for h in p.pop_ready(2.5)] == [["audio"]]
-    assert p.add(half("video", 11), 2.6) == "late"  # its window went out without it
+    assert [sorted(h) for h in p.pop_ready(1.3)] == [["audio", "video"]]
+    p.add(half("audio", 11), 1.5)
+    assert p.pop_ready(1.7) == []  # video heard 0.4 s ago: alive, waited for
+    assert [sorted(h) for h in p.pop_ready(1.8)] == [["audio"]]  # quiet for grace_s
+    assert p.add(half("video", 11), 1.9) == "late"  # its window went out without it
 
 
-def test_a_silent_partner_is_not_waited_for_and_its_return_ends_that():
+def test_a_lagging_partner_is_waited_for_up_to_one_window():
+    p = WindowPairer("m@1", grace_s=1.0, partner_timeout_s=3.0)
+    p.add(half("video", 9.5), 0.0)
+    p.add(half("audio", 9.5), 0.0)
+    p.pop_ready(0.0)
+    t = 0.0
+    for end in (10, 10.5, 11, 11.5, 12):  # audio on time, video alive, 2.5 s behind
+        t += 0.5
+        p.add(half("audio", end), t)
+        p.add(half("video", end - 2.5), t)  # (late for windows out already: alive all the same)
+        assert p.pop_ready(t) == [], end  # less than a window (3 s) behind: waited for
+    p.add(half("audio", 13), t + 0.5)  # 3 s ahead of the window ending 10: no longer
+    assert [h["audio"].end_ns / NS for h in p.pop_ready(t + 0.5)] == [10.0]
+    p.add(half("video", 10.5), t + 0.6)
+    assert [sorted(h) for h in p.pop_ready(t + 0.6)] == [["audio", "video"]]
+
+
+def test_a_silent_partner_is_named_and_its_return_ends_that():
     p = WindowPairer("m@1", grace_s=1.0, partner_timeout_s=3.0, started_s=0.0)
     p.add(half("audio", 10), 0.5)
     p.add(half("video", 10), 0.5)
     assert len(p.pop_ready(0.5)) == 1
     p.add(half("audio", 11), 4.0)
     assert p.silent(4.0) == {"video": pytest.approx(3.5)}
-    assert [sorted(h) for h in p.pop_ready(4.0)] == [["audio"]]  # no grace: video is silent
+    assert [sorted(h) for h in p.pop_ready(4.0)] == [["audio"]]  # video quiet > grace_s
     p.add(half("video", 12), 5.0)
     assert p.silent(5.0) == {}
     p.add(half("audio", 12), 5.1)

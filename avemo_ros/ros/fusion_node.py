@@ -5,10 +5,11 @@ Lifecycle like ``perception_node``: configure loads and warms up the same bundle
 networks the fusion network only; labels, model id), activate subscribes ``audio_estimate`` and
 ``video_estimate``. The halves of a window are paired by end stamp
 (:class:`~avemo_ros.window_pairing.WindowPairer`) and fused by the all-in-one node's code
-(:func:`~avemo_ros.modality_estimates.fuse_windows`); a half waits at most ``grace_s`` for
-its partner, and none when the partner is silent (nothing for ``partner_timeout_s``):
-then the estimate is that modality's own, flagged by ``modalities``, and /diagnostics
-says WARN naming the silent partner until it is back. Halves of another model id are
+(:func:`~avemo_ros.modality_estimates.fuse_windows`); a half waits for its partner as the
+all-in-one node waits for a late stream (while the partner was heard within ``grace_s``
+and is less than one window behind), then the estimate is that modality's own, flagged by
+``modalities``; a partner silent for ``partner_timeout_s`` makes /diagnostics say WARN,
+naming it, until it is back. Halves of another model id are
 refused (partner_model_mismatch); partners on different hop_s are reported
 (partner_grid_mismatch). Everything runs on the executor thread: the fusion
 network is small.
@@ -43,8 +44,8 @@ _SHARED = ("model_dir", "backend", "threads", "grace_s", "hri_output", "warmup_r
            "diagnostics_period_s", "log_throttle_s")
 FUSION_PARAMS = tuple(p for p in PARAMS if p.name in _SHARED) + (
     ParamSpec("partner_timeout_s", 3.0, "A modality node heard nothing from for this long is "
-              "silent: windows no longer wait for it (estimates of the other modality alone, "
-              "diagnostics WARN) until it publishes again, seconds.", range=(0.1, 60.0)),
+              "silent: diagnostics WARN naming it until it publishes again (windows stop "
+              "waiting for it after grace_s), seconds.", range=(0.1, 60.0)),
     ParamSpec("check_period_s", 0.02, "How often waiting windows are checked against grace_s "
               "and partner_timeout_s, seconds.", range=(0.001, 1.0)),
 )
