@@ -45,6 +45,11 @@ class TensorSpec:
     shape: list[int]
     dtype: str = "float32"
 
+    @property
+    def one_row(self) -> tuple[int, ...]:
+        """The shape of one batch-1 input: a dynamic dimension (not a positive int) as 1."""
+        return tuple(d if isinstance(d, int) and d > 0 else 1 for d in self.shape)
+
 
 @dataclass
 class ModelSpec:

@@ -112,7 +112,7 @@ def perception_actions(context):
                 # audio_node / video_node: perception_node's parameters (its YAML section)
                 *(
                     [graph.perception_section(params_file)]
-                    if executable in ("audio_node", "video_node")
+                    if executable in graph.PERCEPTION_LIKE
                     else []
                 ),
                 params_file,

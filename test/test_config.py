@@ -11,26 +11,27 @@ from avemo_ros.ros.perception_node import PARAMS  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_yaml_defaults_are_declared_and_valid():
+def _check_yaml_section(node: str, params_specs) -> dict:
+    """The YAML's section of ``node`` holds exactly ``params_specs``, each valid and typed
+    like its default; returns the specs by name."""
     cfg = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
-    params = cfg["/**/perception_node"]["ros__parameters"]
-    specs = {s.name: s for s in PARAMS}
-    assert set(params) == set(specs), "config/perception.yaml and PARAMS differ"
+    params = cfg[f"/**/{node}"]["ros__parameters"]
+    specs = {s.name: s for s in params_specs}
+    assert set(params) == set(specs), f"config/perception.yaml's {node} and its specs differ"
     for name, value in params.items():
         assert specs[name].check(value) is None, name
         assert type(value) is type(specs[name].default), name
+    return specs
+
+
+def test_yaml_defaults_are_declared_and_valid():
+    _check_yaml_section("perception_node", PARAMS)
 
 
 def test_fusion_node_yaml_and_readme():
     from avemo_ros.ros.fusion_node import FUSION_PARAMS
 
-    cfg = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
-    params = cfg["/**/fusion_node"]["ros__parameters"]
-    specs = {s.name: s for s in FUSION_PARAMS}
-    assert set(params) == set(specs), "the fusion_node section and FUSION_PARAMS differ"
-    for name, value in params.items():
-        assert specs[name].check(value) is None, name
-        assert type(value) is type(specs[name].default), name
+    specs = _check_yaml_section("fusion_node", FUSION_PARAMS)
     readme = (ROOT / "README.md").read_text()
     for name in set(specs) - {s.name for s in PARAMS}:
         assert f"| `{name}` |" in readme, name

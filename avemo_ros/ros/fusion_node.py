@@ -23,7 +23,6 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
-from std_msgs.msg import Header
 
 from ..estimator import EmotionEstimator
 from ..health import Health
@@ -35,9 +34,10 @@ from .estimate_msg import emotion_estimate_type, estimate_message
 from .hri_output import HriOutput
 from .modality_msg import (ESTIMATE_TOPICS, ModalityMessageError, modality_estimate_type,
                            modality_window_of)
-from .node_status import RollingTimes, diagnostics_extra, log_to, node_status
+from .node_status import RollingTimes, diagnostics_extra, log_to
 from .params import ParamSpec, declare, values
 from .perception_params import PARAMS, estimator_args
+from .node_lifecycle import StreamNodeLifecycle
 from .ros_logging import spin_node
 
 _SHARED = ("model_dir", "backend", "threads", "grace_s", "hri_output", "warmup_runs",
@@ -51,7 +51,7 @@ FUSION_PARAMS = tuple(p for p in PARAMS if p.name in _SHARED) + (
 )
 
 
-class FusionNode(LifecycleNode):
+class FusionNode(StreamNodeLifecycle, LifecycleNode):
     """Pairs the modality nodes' estimates by window and fuses them."""
 
     def __init__(self, node_name: str = "fusion_node", **kwargs: Any):
@@ -97,7 +97,7 @@ class FusionNode(LifecycleNode):
         self._config_error = None
         models = self.estimator.manifest.models
         if "fusion" in models:  # the fusion network's inputs: audio first, then video
-            a, v = (t.shape for t in models["fusion"].inputs)
+            a, v = (t.one_row for t in models["fusion"].inputs)
             self._shapes = {AUDIO_MODALITY: a, VIDEO_MODALITY: v}
         self._pub = self.create_lifecycle_publisher(emotion_estimate_type(), "emotion",
                                                     QoSProfile(depth=10))
@@ -111,8 +111,7 @@ class FusionNode(LifecycleNode):
         """Run the fusion network (the only one this node loads) on zeros."""
         net, spec = self.estimator.nets.get("fusion"), self.estimator.manifest.models.get("fusion")
         for _ in range(runs if net is not None else 0):
-            net.run({t.name: np.zeros([d if isinstance(d, int) and d > 0 else 1 for d in t.shape],
-                                      np.float32) for t in spec.inputs})
+            net.run({t.name: np.zeros(t.one_row, np.float32) for t in spec.inputs})
 
     def _modalities(self) -> tuple:
         roles = self.estimator.roles
@@ -134,22 +133,6 @@ class FusionNode(LifecycleNode):
         self.get_logger().info("active: " + ", ".join(f"'{s.topic_name}'" for s in self._subs)
                                + f" -> '{self._pub.topic_name}'")
         return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        self._state = "inactive"
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        self._state = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        self._release()
-        self._state = "finalized"
-        return TransitionCallbackReturn.SUCCESS
 
     def _stop_input(self) -> None:
         for sub in self._subs:
@@ -263,9 +246,7 @@ class FusionNode(LifecycleNode):
         extra = diagnostics_extra(self.estimator.model_id if self.estimator else None, None,
                                   {"windows_waiting": self.pairer.waiting} if self.pairer else {},
                                   self.timings.summary())
-        status, self._last_diag_counts = node_status(
-            self.get_fully_qualified_name(), self.health, self._last_diag_counts, self._state,
-            self._config_error, extra)
+        status = self._diagnostic_status(extra)
         silent = self.pairer.silent(time.monotonic()) if self.pairer else {}
         if silent:  # WARN while a partner is silent, not only when the counter grows
             text = "; ".join(self._silent_text(m, q) for m, q in silent.items())
@@ -273,8 +254,7 @@ class FusionNode(LifecycleNode):
                 status.level, status.message = DiagnosticStatus.WARN, text
             else:
                 status.message = f"{text}; {status.message}"
-        self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                               status=[status]))
+        self._publish_status(status)
 
 
 def main(args=None) -> None:

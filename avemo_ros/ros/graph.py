@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence, Union
 
 __all__ = [
     "GRAPHS",
+    "PERCEPTION_LIKE",
     "SPLIT_NODES",
     "TOPICS",
     "TOPIC_DESCRIPTIONS",
@@ -53,6 +54,8 @@ TOPIC_DESCRIPTIONS = {
 GRAPHS = ("all_in_one", "split")
 #: The split graph's nodes, by short name (executable and node name: ``<name>_node``).
 SPLIT_NODES = ("audio", "video", "fusion")
+#: The nodes that take perception_node's parameters too (:func:`perception_section`).
+PERCEPTION_LIKE = ("audio_node", "video_node")
 
 PathLike = Union[str, Path]
 

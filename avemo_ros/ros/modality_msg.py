@@ -57,7 +57,8 @@ def modality_message(mw: ModalityWindow, msg_type: Any, labels: Sequence[str],
 def modality_window_of(msg: Any, input_shape: Optional[Sequence[int]] = None
                        ) -> ModalityWindow:
     """The ModalityWindow of a message; ``input_shape``: the fusion network's input
-    shape for one part (the message carries it flat). Raises ModalityMessageError."""
+    shape for one part (``TensorSpec.one_row``; the message carries it flat). Raises
+    ModalityMessageError."""
     modality = {v: k for k, v in MODALITY_VALUES.items()}.get(int(msg.modality))
     if modality is None:
         raise ModalityMessageError(f"modality {msg.modality} is neither AUDIO (1) nor VIDEO (2)")
@@ -72,8 +73,7 @@ def modality_window_of(msg: Any, input_shape: Optional[Sequence[int]] = None
     if modality == VIDEO_MODALITY and (len(msg.face_ids) != n or len(msg.face_boxes) != 4 * n):
         raise ModalityMessageError(f"{len(msg.face_ids)} face ids and {len(msg.face_boxes)} box "
                                    f"values for {n} faces")
-    static = input_shape and all(isinstance(d, int) and d > 0 for d in input_shape)
-    shape = tuple(input_shape) if static else (1, size)  # a dynamic batch: one row
+    shape = tuple(input_shape) if input_shape else (1, size)
     parts = []
     for i in range(n):
         x = None

@@ -16,7 +16,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
 
 from .. import conversions as conv
 from ..audio_codec import AudioChunk
@@ -33,14 +32,15 @@ from .compat import QoSMessageLostInfo, SubscriptionEventCallbacks
 from .debug_image import DebugImagePublisher
 from .estimate_msg import emotion_estimate_type, estimate_message
 from .hri_output import HriOutput
-from .node_status import FRAMES_LOST_FIX, RollingTimes, diagnostics_extra, log_to, node_status
+from .node_status import FRAMES_LOST_FIX, RollingTimes, diagnostics_extra, log_to
 from .params import declare, values
 from .perception_params import (PARAMS, configured_text, estimator_args, face_source_for,
                                 pipeline_config, speech_gate)
+from .node_lifecycle import StreamNodeLifecycle
 from .ros_logging import spin_node
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(StreamNodeLifecycle, LifecycleNode):
     """All-in-one audio-visual emotion perception node (the split graph's modality nodes
     subclass it: :mod:`avemo_ros.ros.modality_node`)."""
 
@@ -148,22 +148,6 @@ class PerceptionNode(LifecycleNode):
                                f"'{self._output_pub.topic_name}'")
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        self._state = "inactive"
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        self._state = "unconfigured"
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
-        self._release()
-        self._state = "finalized"
-        return TransitionCallbackReturn.SUCCESS
-
     def _stop_input(self) -> None:
         """Unsubscribe, then stop the worker (what it computed is still published)."""
         for sub in self._subs:
@@ -257,11 +241,8 @@ class PerceptionNode(LifecycleNode):
                                   self.first_estimate_delay,
                                   self._worker.gauges if self._worker else {},
                                   self.timings.summary())
-        status, self._last_diag_counts = node_status(
-            self.get_fully_qualified_name(), self.health, self._last_diag_counts, self._state,
-            self._config_error, extra)
-        self._diag_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                               status=[status]))
+        status = self._diagnostic_status(extra)
+        self._publish_status(status)
 
 
 def main(args=None) -> None:

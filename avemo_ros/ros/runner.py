@@ -283,13 +283,13 @@ def _run(
     nodes: list = []
     stop = threading.Event()
     spinner = None
-    children = None
+    children = perception = None
     executor = SingleThreadedExecutor(context=context)
     try:
         if len(executables) == 1:
             name = executables[0]
             sections = []  # audio_node / video_node: perception_node's YAML section first
-            if name in ("audio_node", "video_node") and args.params:
+            if name in graph.PERCEPTION_LIKE and args.params:
                 sections = [write_params(tmp, "section", graph.perception_section(args.params))]
             perception = split_processes.NODE_CLASSES[name]()(
                 namespace=args.namespace,
@@ -339,8 +339,8 @@ def _run(
             "avemo_runner", namespace=args.namespace, start_parameter_services=False
         )
         nodes.append(client_node)
-        for node in nodes[:1] if children is None else ():
-            executor.add_node(node)
+        if perception is not None:  # (the split graph's nodes run in their own processes)
+            executor.add_node(perception)
         executor.add_node(client_node)
         if source is not None and args.no_autostart:
             executor.add_node(source)
