@@ -7,9 +7,10 @@ audio up to its end, video up to its last frame sample time (``select_times``; l
 frames cannot change which frames it selects). A modality that does not is waited for while
 it is alive: with arrival times (live use), while its last message arrived less than
 ``grace_s`` ago and the other stream leads by less than one window; without them (offline,
-in-order feeding), until the newest stamp is ``grace_s`` past the end; a dead or late
-stream then misses that window (arrival time matters when a node falls behind: a keep-last
-camera queue delivers the newest frames while the reliable microphone queue lags).
+in-order feeding), until the newest stamp is ``grace_s`` past the end. A dead
+or late stream then simply misses that window. Waiting on arrival time matters when a node
+falls behind: a keep-last camera queue then delivers the newest frames while the reliable
+microphone queue is still working through older chunks.
 Frames are stored as opaque payloads (e.g. undecoded messages) so that only the frames a
 window selects are ever decoded. A frame is kept only while some window still to come could
 select it: once the next frame has arrived it is known whether the frame is the nearest one
@@ -285,13 +286,11 @@ class WindowBuffer:
         latest = self._latest_ns()
         while self._next_end_ns is not None and latest is not None:
             end = self._next_end_ns
-            video_covered = self._video_covers(end - self.window_ns, end)
-            # never a window beyond the newest input, but for a camera alone a final selection
-            if end > latest and not (video_covered and self._audio_end_ns is None):
+            if end > latest:  # never a window beyond the newest input
                 break
             audio_covered = self._audio_end_ns is not None and self._audio_end_ns >= end
             if self._waiting_for("audio", audio_covered, end, latest, now_s) or self._waiting_for(
-                    "video", video_covered, end, latest, now_s):
+                    "video", self._video_covers(end - self.window_ns, end), end, latest, now_s):
                 break
             out.append(self._assemble(end - self.window_ns, end))
             self._next_end_ns = end + self.hop_ns
@@ -387,9 +386,10 @@ def windows_from_media(frames: Any, frame_times_s: np.ndarray, audio: np.ndarray
 
     from .clip_stream import VideoEvent, clip_events
 
-    buf, out = WindowBuffer(window_s=window_s, hop_s=hop_s, n_frames=n_frames), []
+    buf = WindowBuffer(window_s=window_s, hop_s=hop_s, n_frames=n_frames)
     clip = SimpleNamespace(frames=frames, frame_times=frame_times_s, audio=audio,
                            sample_rate=sample_rate)
+    out: list[Window] = []
     for event in clip_events(clip, start_ns, chunk_s=chunk_s):
         if isinstance(event, VideoEvent):
             buf.add_frame(event.stamp_ns, event.rgb)
