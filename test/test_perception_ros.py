@@ -492,3 +492,36 @@ def test_the_same_inputs_give_the_same_counters_live_and_offline(ros):
     for key in ("image_too_large", "audio_duplicate", "audio_late"):  # each kind logged
         assert f"{key}: " in out, out[-3000:]
     assert int(live["windows_published"]) >= stats.estimates - 1 >= len(records) - 2
+
+
+def test_camera_qos_follows_the_standard_qos_overrides_across_reactivation(ros):
+    """qos_overrides./image.subscription.* (the ROS 2 convention) set the camera
+    subscription's QoS; the default is sensor data QoS; a second activate keeps them."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from rclpy.qos import HistoryPolicy, ReliabilityPolicy
+
+    from avemo_ros.ros.perception_node import PerceptionNode
+
+    key = "qos_overrides./image.subscription."
+    plain = PerceptionNode(parameter_overrides=[Parameter("model_dir", value=str(BUNDLE))])
+    node = PerceptionNode(parameter_overrides=[
+        Parameter("model_dir", value=str(BUNDLE)), Parameter(key + "depth", value=30),
+        Parameter(key + "reliability", value="reliable")])
+    try:
+        for n in (plain, node):
+            assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert n.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        qos = plain._subs[0].qos_profile
+        assert (qos.depth, qos.reliability) == (5, ReliabilityPolicy.BEST_EFFORT)
+        for _ in range(2):
+            qos = node._subs[0].qos_profile
+            assert qos.depth == 30 and qos.reliability == ReliabilityPolicy.RELIABLE
+            assert qos.history == HistoryPolicy.KEEP_LAST
+            assert node.get_parameter(key + "depth").value == 30
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    finally:
+        for n in (plain, node):
+            n.trigger_deactivate()
+            n.destroy_node()

@@ -86,8 +86,12 @@ class Runner:
         return self.proc.returncode
 
 
-def clip(seconds_each: float = 6.0):
-    """Three synthetic actors in a row (happy, sad, angry), 30 fps, 16 kHz mono."""
+def clip(seconds_each: float = 6.0, fps: int = 10):
+    """Three synthetic actors in a row (happy, sad, angry), ``fps`` (a divisor of 30), 16 kHz
+    mono. 10 fps by default: twice as many frames a window as the video network takes, and a
+    third of the camera load of 30 fps on this machine's two cores, where five node processes
+    decode every frame (a camera queue that overflows in one graph and not the other feeds the
+    twins other frames)."""
     from avemo_ros.audio_features import resample
     from training.synthetic import render_clip
 
@@ -96,8 +100,8 @@ def clip(seconds_each: float = 6.0):
         f, a, rate = render_clip(emotion, 20, duration_s=seconds_each, seed=i, intensity=2)
         frames.append(f)
         audio.append(resample(a, rate, 16000))
-    frames = np.concatenate(frames)
-    return media.MediaClip(frames, np.arange(len(frames)) / 30.0,
+    frames = np.concatenate(frames)[::30 // fps]
+    return media.MediaClip(frames, np.arange(len(frames)) / float(fps),
                            np.concatenate(audio)[:, None], 16000, "three_actors")
 
 
@@ -149,6 +153,16 @@ class Graph:
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
 
+    def counters(self, keys: tuple[str, ...]) -> dict:
+        """Per node (diagnostics status name), the last value of each counter in ``keys``."""
+        out: dict = {}
+        for _, m in self.diag:
+            for s in m.status:
+                for kv in s.values:
+                    if kv.key in keys:
+                        out.setdefault(s.name, {})[kv.key] = kv.value
+        return out
+
     def fusion_status(self, since: float) -> list:
         return [(t, s) for t, m in self.diag if t >= since for s in m.status
                 if s.name.endswith("fusion_node")]
@@ -165,7 +179,10 @@ def test_split_graph_gives_the_all_in_one_estimates():
     # at half speed the stamps fall behind the node clock: trust them (audio_clock auto
     # would map them onto the node clock where no camera stamps vouch for them, i.e. in
     # the audio node but not in the all-in-one node)
-    topics = [*_topics(ns), "--param", "audio_clock:=header"]
+    # and let each camera subscription queue 6 s of frames (the standard QoS overrides; the
+    # default keeps 5): a process starved of CPU for a moment loses no frame its twin kept
+    topics = [*_topics(ns), "--param", "audio_clock:=header",
+              "--param", f"qos_overrides.{ns}/image.subscription.depth:=30"]
     whole = Runner(*topics, "--emotion", f"{ns}/whole/emotion",
                    "--param", "absolute_window_grid:=true")
     split = Runner(*topics, "--graph", "split", "--emotion", f"{ns}/split/emotion",
@@ -188,6 +205,8 @@ def test_split_graph_gives_the_all_in_one_estimates():
         graph.close()
         codes = (whole.stop(), split.stop())
     assert codes == (0, 0), split.output[-3000:] + whole.output[-3000:]
+    assert "(best_effort, depth 30)" in whole.output, whole.output[-3000:]
+    assert split.output.count("(best_effort, depth 30)") == 1, split.output[-3000:]  # video
     by_end = {name: {m.header.stamp.sec * NS + m.header.stamp.nanosec: m for _, m in msgs}
               for name, msgs in graph.got.items()}
     # The first and the last window are edges: the first may start before a subscriber
@@ -211,6 +230,11 @@ def test_split_graph_gives_the_all_in_one_estimates():
                    and diff(e, "video_probabilities") <= 1e-6]
     diffs = [diff(e, "probabilities") for e in same_inputs] or [0.0]
     flags = [by_end["whole"][e].modalities == by_end["split"][e].modalities for e in common]
+    same_audio = sum(diff(e, "audio_probabilities") <= 1e-6 for e in both)
+    same_video = sum(diff(e, "video_probabilities") <= 1e-6 for e in both)
+    losses = graph.counters(("frames_lost", "inputs_dropped", "stale_dropped", "windows_dropped"))
+    print(f"same audio outputs in {same_audio}/{len(both)}, same video outputs in "
+          f"{same_video}/{len(both)}; input losses per node: {losses}")
     print(f"agreement: {sum(same)}/{len(common)} windows same label, {sum(flags)} same "
           f"modalities, {len(both)} with both modalities, {len(same_inputs)} of them with the "
           f"same modality outputs: max |p diff| {max(diffs):.2e} (windows: all-in-one "

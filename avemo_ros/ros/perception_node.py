@@ -14,7 +14,9 @@ from typing import Any, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from .. import conversions as conv
@@ -39,6 +41,14 @@ from .perception_params import (PARAMS, configured_text, estimator_args, face_so
 from .node_lifecycle import StreamNodeLifecycle
 from .ros_logging import spin_node
 
+
+
+def camera_qos() -> QoSProfile:
+    """Sensor data QoS (best effort, keep last 5), a new profile each call: QoS overrides
+    change the profile they are given, so never the shared ``qos_profile_sensor_data``."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=qos_profile_sensor_data.depth,
+                      reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
 
 class PerceptionNode(StreamNodeLifecycle, LifecycleNode):
     """All-in-one audio-visual emotion perception node (the split graph's modality nodes
@@ -135,9 +145,13 @@ class PerceptionNode(StreamNodeLifecycle, LifecycleNode):
             compressed = c["image_transport"] == "compressed"
             self._subs.append(self.create_subscription(
                 CompressedImage if compressed else Image, "image/compressed" if compressed
-                else "image", self._on_image, qos_profile_sensor_data,
-                event_callbacks=lost_frames))
-            inputs.append(f"image '{self._subs[0].topic_name}'")
+                else "image", self._on_image, camera_qos(),
+                event_callbacks=lost_frames,
+                # qos_overrides.<topic>.subscription.{history,depth,reliability} (read-only)
+                qos_overriding_options=QoSOverridingOptions.with_default_policies()))
+            qos = self._subs[0].qos_profile
+            inputs.append(f"image '{self._subs[0].topic_name}' ({qos.reliability.name.lower()}, "
+                          f"depth {qos.depth})")
         if self._audio is not None:
             self._audio.subscribe()
             inputs.append(f"audio '{self._audio.topic}' ({c['audio_msg_type']})")
